@@ -1,0 +1,111 @@
+"""Lower a variant key into the context the CPU template fills in (plain frozen data)."""
+
+from dataclasses import dataclass
+
+from lstmgen.activations import ACTIVATIONS, SCALAR_HELPERS
+from lstmgen.lower.plan import VariantKey
+from lstmgen.version import GENERATOR_VERSION
+
+TEMPLATE = "cpu/lstm.py.j2"
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    """One generated whole-sequence function: inference or training, with or without a mask."""
+
+    name: str
+    masked: bool
+    training: bool
+    params: tuple  # argument names, in order; the runtime calls with the same tuple
+
+
+@dataclass(frozen=True)
+class TimeStep:
+    position: int  # where the step's output goes (processing order)
+    index: int  # which input step it reads
+
+
+@dataclass(frozen=True)
+class CpuContext:
+    generator_version: str
+    template: str
+    spec_json: str
+    spec_literal: str  # spec_json as a Python string literal
+    spec_hash: str
+    module_name: str
+    dtype: str
+    units: int
+    gates: int
+    input_dim: int
+    activation_source: str
+    recurrent_activation_source: str
+    helpers: tuple  # (name, scalar source) pairs the activations use
+    use_bias: bool
+    time_major: bool
+    go_backwards: bool
+    return_sequences: bool
+    zero_output_for_mask: bool
+    unrolled_steps: tuple  # TimeStep per step when unrolled, else empty
+    timesteps_literal: str
+    input_mask_count: int
+    recurrent_mask_count: int
+    entry_points: tuple
+    step_params: str
+    step_masked_params: str
+
+
+def weight_params(key: VariantKey) -> tuple:
+    return ("kernel", "recurrent_kernel") + (("bias",) if key.use_bias else ())
+
+
+def entry_points(key: VariantKey) -> tuple:
+    trainable = key.input_mask_count or key.recurrent_mask_count
+    points = []
+    for training in (False, True) if trainable else (False,):
+        for masked in (False, True):
+            name = "forward" + ("_train" if training else "") + ("_masked" if masked else "")
+            params = ("x",) + weight_params(key) + ("h0", "c0") + (("mask",) if masked else ())
+            if training:
+                params += (("input_masks",) if key.input_mask_count else ())
+                params += (("recurrent_masks",) if key.recurrent_mask_count else ())
+            points.append(EntryPoint(name, masked, training, params))
+    return tuple(points)
+
+
+def lower(key: VariantKey) -> CpuContext:
+    sources = [ACTIVATIONS[key.activation].scalar_source,
+               ACTIVATIONS[key.recurrent_activation].scalar_source]
+    helpers = tuple((name, src) for name, src in sorted(SCALAR_HELPERS.items())
+                    if any(name + "(" in s for s in sources))
+    steps = ()
+    if key.unrolled_timesteps is not None:
+        t = key.unrolled_timesteps
+        steps = tuple(TimeStep(s, t - 1 - s if key.go_backwards else s) for s in range(t))
+    step_params = ("x_t", "h", "c") + weight_params(key)
+    return CpuContext(
+        generator_version=GENERATOR_VERSION,
+        template=TEMPLATE,
+        spec_json=key.to_json(),
+        spec_literal=repr(key.to_json()),
+        spec_hash=key.hash,
+        module_name=key.module_name,
+        dtype=key.dtype,
+        units=key.units,
+        gates=4 * key.units,
+        input_dim=key.input_dim,
+        activation_source=sources[0],
+        recurrent_activation_source=sources[1],
+        helpers=helpers,
+        use_bias=key.use_bias,
+        time_major=key.time_major,
+        go_backwards=key.go_backwards,
+        return_sequences=key.return_sequences,
+        zero_output_for_mask=key.zero_output_for_mask,
+        unrolled_steps=steps,
+        timesteps_literal=repr(key.unrolled_timesteps),
+        input_mask_count=key.input_mask_count,
+        recurrent_mask_count=key.recurrent_mask_count,
+        entry_points=entry_points(key),
+        step_params=", ".join(step_params),
+        step_masked_params=", ".join(step_params + ("mask_t",)),
+    )

@@ -1,0 +1,257 @@
+"""The Keras-like LSTM layer: owns weights, states and dropout RNG, picks the target, runs variants."""
+
+import numpy as np
+
+from lstmgen.cache import VARIANTS
+from lstmgen.lower.cpu import entry_points
+from lstmgen.lower.plan import VariantKey, choose_target, explain
+from lstmgen.reference import draw_dropout_masks
+from lstmgen.spec import LSTMSpec
+
+
+class LSTM:
+    """`lstmgen.LSTM(units, **keras_kwargs, target="auto")`: a Keras 3 LSTM layer, NumPy in and out.
+
+    Glossary: T time steps, N batch, C input features, H units.
+    """
+
+    def __init__(self, units, target="auto", name="lstm", **kwargs):
+        self.spec = LSTMSpec(units, **kwargs)
+        self.name = name
+        self.target = choose_target(self.spec, target).target
+        self._requested_target = target
+        self._weights = None
+        self._states = None
+        self._rng = np.random.default_rng(self.spec.seed)
+        self._activity_losses = []
+
+    @property
+    def built(self) -> bool:
+        return self._weights is not None
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.spec.dtype)
+
+    def build(self, input_shape) -> None:
+        """Create weights for inputs of `input_shape` ([N, T, C], or [T, N, C] when time_major)."""
+        shape = tuple(input_shape)
+        if len(shape) != 3:
+            raise ValueError(f"input_shape={shape!r} for layer {self.name!r}: must have 3 entries "
+                             f"({'[T, N, C]' if self.spec.time_major else '[N, T, C]'})")
+        n_in = shape[-1]
+        if self.spec.input_dim not in (None, n_in):
+            raise ValueError(f"input_shape={shape!r} for layer {self.name!r}: the spec has "
+                             f"input_dim={self.spec.input_dim}, inputs have {n_in} features")
+        batch = shape[1] if self.spec.time_major else shape[0]
+        changes = {"input_dim": n_in}
+        if self.spec.stateful and self.spec.batch_size is None and batch is not None:
+            changes["batch_size"] = batch
+        self.spec = self.spec.replace(**changes)
+        spec, units = self.spec, self.spec.units
+        bias = None
+        if spec.use_bias:
+            if spec.unit_forget_bias:
+                # Keras: the forget slice is exactly ones; the others come from bias_initializer.
+                bias = np.concatenate([
+                    spec.bias_initializer((units,), self.dtype, self._rng),
+                    np.ones(units, self.dtype),
+                    spec.bias_initializer((2 * units,), self.dtype, self._rng)])
+            else:
+                bias = spec.bias_initializer((4 * units,), self.dtype, self._rng)
+        self._weights = [
+            spec.kernel_initializer((n_in, 4 * units), self.dtype, self._rng),
+            spec.recurrent_initializer((units, 4 * units), self.dtype, self._rng),
+        ] + ([bias] if spec.use_bias else [])
+        self._weights = [np.ascontiguousarray(w, dtype=self.dtype) for w in self._weights]
+        if spec.stateful and spec.batch_size is not None:
+            self._states = self._zero_states(spec.batch_size)
+
+    def _weight_shapes(self) -> list:
+        n_in, units = self.spec.input_dim, self.spec.units
+        shapes = [(n_in, 4 * units), (units, 4 * units)]
+        return shapes + [(4 * units,)] if self.spec.use_bias else shapes
+
+    def get_weights(self) -> list:
+        """[kernel [C, 4H], recurrent_kernel [H, 4H], bias [4H]] (no bias when use_bias=False)."""
+        return [w.copy() for w in self._weights] if self.built else []
+
+    def set_weights(self, weights) -> None:
+        weights = list(weights)
+        if not self.built:
+            if not weights:
+                raise ValueError(f"weights=[] for layer {self.name!r}: expected kernel, "
+                                 "recurrent_kernel" + (", bias" if self.spec.use_bias else ""))
+            kernel = np.asarray(weights[0])
+            self.build((None, None, kernel.shape[0]) if kernel.ndim == 2 else kernel.shape)
+        shapes = self._weight_shapes()
+        if len(weights) != len(shapes):
+            raise ValueError(f"weights for layer {self.name!r}: got {len(weights)} arrays, expected "
+                             f"{len(shapes)} with shapes {shapes}")
+        converted = []
+        for index, (value, shape) in enumerate(zip(weights, shapes)):
+            array = np.asarray(value)
+            if array.shape != shape:
+                raise ValueError(f"weights[{index}] for layer {self.name!r}: shape {array.shape}, "
+                                 f"expected {shape}")
+            if not np.issubdtype(array.dtype, np.floating):
+                raise ValueError(f"weights[{index}] for layer {self.name!r}: dtype {array.dtype}, "
+                                 "expected a floating-point array")
+            converted.append(np.ascontiguousarray(array, dtype=self.dtype))
+        self._weights = converted
+
+    @property
+    def weights(self) -> list:
+        return self.get_weights()
+
+    def _zero_states(self, batch: int) -> list:
+        return [np.zeros((batch, self.spec.units), self.dtype) for _ in range(2)]
+
+    @property
+    def states(self) -> list:
+        """[h, c] of a stateful layer ([None, None] before its batch size is known or when not stateful)."""
+        return [s.copy() for s in self._states] if self._states is not None else [None, None]
+
+    def reset_states(self, states=None) -> None:
+        """Zeros, or the given arrays (one or a list of two [N, H]), as tf.keras does."""
+        if not self.spec.stateful:
+            raise AttributeError(f"Layer {self.name!r} must be stateful to reset its states.")
+        batch = self.spec.batch_size
+        if batch is None:
+            raise ValueError(f"Layer {self.name!r} is stateful but does not know its batch size: "
+                             "pass batch_size=..., or build or call it once.")
+        if states is None:
+            self._states = self._zero_states(batch)
+            return
+        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        if len(states) != 2:
+            raise ValueError(f"Layer {self.name!r} expects 2 states, but it received "
+                             f"{len(states)} state values.")
+        expected = (batch, self.spec.units)
+        new = []
+        for index, value in enumerate(states):
+            array = np.asarray(value)
+            if array.shape != expected:
+                raise ValueError(f"State {index} is incompatible with layer {self.name!r}: expected "
+                                 f"shape={expected} but found shape={array.shape}")
+            if array.dtype != self.dtype:
+                raise ValueError(f"State {index} is incompatible with layer {self.name!r}: expected "
+                                 f"dtype={self.dtype} but found dtype={array.dtype}")
+            new.append(array.copy())
+        self._states = new
+
+    def __call__(self, inputs, mask=None, training=False, initial_state=None):
+        """Run the layer. Returns `output`, or `[output, h, c]` with return_state."""
+        x = self._check_inputs(inputs)
+        if not self.built:
+            self.build(x.shape)
+        spec = self.spec
+        if x.shape[2] != spec.input_dim:
+            raise ValueError(f"inputs for layer {self.name!r}: {x.shape[2]} features, "
+                             f"the layer was built for {spec.input_dim}")
+        n_batch, n_time = (x.shape[1], x.shape[0]) if spec.time_major else x.shape[:2]
+        mask = self._check_mask(mask, n_batch, n_time)
+        h0, c0 = self._initial_state(initial_state, n_batch)
+        if spec.unroll and spec.timesteps not in (None, n_time):
+            raise ValueError(f"inputs for layer {self.name!r}: {n_time} time steps, but the unrolled "
+                             f"layer was made for timesteps={spec.timesteps}")
+        key = VariantKey.from_spec(spec.replace(timesteps=n_time) if spec.unroll else spec,
+                                   self.target)
+        module = VARIANTS.get(key)
+        input_masks, recurrent_masks = (
+            draw_dropout_masks(spec, n_batch, self._rng, training) if training else (None, None))
+        training_variant = input_masks is not None or recurrent_masks is not None
+        entry = next(e for e in entry_points(key)
+                     if e.masked == (mask is not None) and e.training == training_variant)
+        values = {"x": x, "h0": h0, "c0": c0, "mask": mask,
+                  "input_masks": _as(input_masks, self.dtype),
+                  "recurrent_masks": _as(recurrent_masks, self.dtype),
+                  "kernel": self._weights[0], "recurrent_kernel": self._weights[1],
+                  "bias": self._weights[2] if spec.use_bias else None}
+        output, h, c = getattr(module, entry.name)(*(values[p] for p in entry.params))
+        if spec.stateful:
+            self._states = [h.copy(), c.copy()]
+        result = [output, h, c] if spec.return_state else output
+        self._record_activity_loss(result)
+        return result
+
+    def _check_inputs(self, inputs) -> np.ndarray:
+        x = np.asarray(inputs)
+        if x.ndim != 3:
+            layout = "[T, N, C]" if self.spec.time_major else "[N, T, C]"
+            raise ValueError(f"inputs for layer {self.name!r}: shape {x.shape}, expected 3 "
+                             f"dimensions {layout}")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"inputs for layer {self.name!r}: dtype {x.dtype}, expected a "
+                            "floating-point array (it is cast to the layer's dtype)")
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def _check_mask(self, mask, n_batch: int, n_time: int):
+        if mask is None:
+            return None
+        array = np.asarray(mask)
+        if array.shape != (n_batch, n_time):
+            raise ValueError(f"mask for layer {self.name!r}: shape {array.shape}, expected "
+                             f"[N, T] = {(n_batch, n_time)}")
+        if array.dtype != np.bool_ and not np.issubdtype(array.dtype, np.integer):
+            raise TypeError(f"mask for layer {self.name!r}: dtype {array.dtype}, expected bool "
+                            "(True = use the step)")
+        return np.ascontiguousarray(array, dtype=np.bool_)
+
+    def _initial_state(self, initial_state, n_batch: int) -> tuple:
+        units = self.spec.units
+        if initial_state is not None:
+            states = list(initial_state) if isinstance(initial_state, (list, tuple)) else None
+            if states is None or len(states) != 2:
+                raise ValueError(f"initial_state for layer {self.name!r}: expected a list [h, c] "
+                                 f"of two [N, H] = {(n_batch, units)} arrays")
+            out = []
+            for index, value in enumerate(states):
+                array = np.asarray(value)
+                if array.shape != (n_batch, units) or not np.issubdtype(array.dtype, np.floating):
+                    raise ValueError(f"initial_state[{index}] for layer {self.name!r}: shape "
+                                     f"{array.shape} dtype {array.dtype}, expected a float "
+                                     f"array of shape {(n_batch, units)}")
+                out.append(np.ascontiguousarray(array, dtype=self.dtype))
+            return tuple(out)
+        if self.spec.stateful:
+            if self._states is None:
+                self.spec = self.spec.replace(batch_size=n_batch)
+                self._states = self._zero_states(n_batch)
+            if self._states[0].shape[0] != n_batch:
+                raise ValueError(f"inputs for stateful layer {self.name!r}: batch size {n_batch}, "
+                                 f"the layer's states are for batch size {self._states[0].shape[0]}")
+            return tuple(self._states)
+        zeros = self._zero_states(n_batch)
+        return zeros[0], zeros[1]
+
+    def _record_activity_loss(self, result) -> None:
+        # Keras 3 adds the activity penalty of every output tensor, divided by its first dimension.
+        regularizer = self.spec.activity_regularizer
+        outputs = result if isinstance(result, list) else [result]
+        self._activity_losses = ([] if regularizer is None else
+                                 [regularizer(o) / o.shape[0] for o in outputs])
+
+    @property
+    def losses(self) -> list:
+        """Keras's order: the last call's activity penalties, then kernel, recurrent, bias penalties."""
+        spec = self.spec
+        regularizers = [spec.kernel_regularizer, spec.recurrent_regularizer, spec.bias_regularizer]
+        weight_losses = [float(r(w)) for r, w in zip(regularizers, self._weights or [])
+                         if r is not None]
+        return [float(v) for v in self._activity_losses] + weight_losses
+
+    def apply_constraints(self) -> None:
+        """Project the weights through their constraints, as Keras's optimizer does after an update."""
+        spec = self.spec
+        constraints = [spec.kernel_constraint, spec.recurrent_constraint, spec.bias_constraint]
+        self._weights = [w if k is None else np.ascontiguousarray(k(w), dtype=self.dtype)
+                         for k, w in zip(constraints, self._weights or [])]
+
+    def explain(self) -> str:
+        """Which target runs this layer, and why."""
+        return explain(self.spec, self._requested_target)
+
+
+def _as(array, dtype):
+    return None if array is None else np.ascontiguousarray(array, dtype=dtype)

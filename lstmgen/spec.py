@@ -1,0 +1,225 @@
+"""LSTMSpec: every argument of a Keras LSTM layer, validated, frozen and hashable.
+
+Glossary used across lstmgen and in every generated module:
+    T  time steps          N  batch size
+    C  input features      H  units
+Keras gate order along the last axis of every weight: i, f, c, o.
+    kernel            [C, 4H]
+    recurrent_kernel  [H, 4H]
+    bias              [4H]
+"""
+
+import dataclasses
+import hashlib
+import json
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from lstmgen import constraints, initializers, regularizers
+from lstmgen.activations import canonical_name
+from lstmgen.errors import SpecError
+
+DTYPES = ("float32", "float64")
+_BOOL_FIELDS = ("use_bias", "unit_forget_bias", "return_sequences", "return_state",
+                "go_backwards", "stateful", "time_major", "unroll", "zero_output_for_mask")
+_INITIALIZER_FIELDS = ("kernel_initializer", "recurrent_initializer", "bias_initializer")
+_REGULARIZER_FIELDS = ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+                       "activity_regularizer")
+_CONSTRAINT_FIELDS = ("kernel_constraint", "recurrent_constraint", "bias_constraint")
+_OPTIONAL_SIZES = ("input_dim", "batch_size", "timesteps")
+# Keys of a Keras layer config that describe the Keras object, not the computation.
+_KERAS_BOOKKEEPING = ("name", "trainable")
+
+
+@dataclass(frozen=True, init=False)
+class LSTMSpec:
+    """The frozen description of one LSTM layer. Defaults are Keras 3's."""
+
+    units: int
+    activation: str = "tanh"
+    recurrent_activation: str = "sigmoid"
+    use_bias: bool = True
+    kernel_initializer: Any = "glorot_uniform"
+    recurrent_initializer: Any = "orthogonal"
+    bias_initializer: Any = "zeros"
+    unit_forget_bias: bool = True
+    kernel_regularizer: Any = None
+    recurrent_regularizer: Any = None
+    bias_regularizer: Any = None
+    activity_regularizer: Any = None
+    kernel_constraint: Any = None
+    recurrent_constraint: Any = None
+    bias_constraint: Any = None
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    seed: Optional[int] = None
+    implementation: int = 2
+    return_sequences: bool = False
+    return_state: bool = False
+    go_backwards: bool = False
+    stateful: bool = False
+    time_major: bool = False
+    unroll: bool = False
+    zero_output_for_mask: bool = False
+    use_cudnn: Any = "auto"
+    dtype: str = "float32"
+    input_dim: Optional[int] = None
+    batch_size: Optional[int] = None
+    timesteps: Optional[int] = None
+
+    def __init__(self, units: int, **kwargs: Any):
+        known = field_names()
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            raise SpecError(unknown[0], kwargs[unknown[0]],
+                            f"is not an LSTM argument; known arguments: {', '.join(known)}",
+                            _context(units))
+        values = {f.name: f.default for f in dataclasses.fields(self) if f.name != "units"}
+        values.update(kwargs, units=units)
+        try:
+            checked = _validate(values)
+        except SpecError as err:
+            raise err.within(_context(units)) from None
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        changed = [f"{k}={v!r}" for k, v in self.to_dict().items()
+                   if k != "units" and v != _DEFAULTS_JSON[k]]
+        return f"LSTMSpec(units={self.units}{''.join(', ' + c for c in changed)})"
+
+    def replace(self, **changes: Any) -> "LSTMSpec":
+        """A copy with some arguments changed (validated again)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values.update(changes)
+        return LSTMSpec(**values)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready values; Keras objects in their Keras config form."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.to_keras() if hasattr(value, "to_keras") else value
+        return out
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, no spaces, so equal specs give equal strings."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "LSTMSpec":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SpecError("spec", text[:60], f"is not valid JSON ({err.msg})") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LSTMSpec":
+        if not isinstance(data, dict):
+            raise SpecError("spec", data, "must be a JSON object of LSTM arguments")
+        if "units" not in data:
+            raise SpecError("units", None, "is required")
+        return cls(**data)
+
+    @classmethod
+    def from_keras_config(cls, config: dict) -> "LSTMSpec":
+        """Accept `layer.get_config()` of a Keras 3 or tf.keras LSTM as is."""
+        if not isinstance(config, dict):
+            raise SpecError("config", config, "must be a Keras layer config dict")
+        values = {k: v for k, v in config.items() if k not in _KERAS_BOOKKEEPING}
+        if "dtype" in values:
+            values["dtype"] = _keras_dtype(values["dtype"])
+        for key in ("batch_input_shape", "batch_shape"):
+            if key in values:
+                values.update(_shape_fields(key, values.pop(key), values.get("time_major")))
+        return cls.from_dict(values)
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    @property
+    def dropout_mask_count(self) -> int:
+        """Keras draws one mask per gate with implementation 1, which recurrent_dropout forces."""
+        return 4 if self.implementation == 1 or self.recurrent_dropout > 0 else 1
+
+
+def field_names() -> tuple:
+    return tuple(f.name for f in dataclasses.fields(LSTMSpec))
+
+
+def _context(units: object) -> str:
+    return f"LSTM(units={units!r})"
+
+
+def _validate(values: dict) -> dict:
+    out = dict(values)
+    out["units"] = _positive_int("units", values["units"])
+    for name in ("activation", "recurrent_activation"):
+        out[name] = canonical_name(values[name], name)
+    for name in _BOOL_FIELDS:
+        if not isinstance(values[name], bool):
+            raise SpecError(name, values[name], "must be True or False")
+    for name in _INITIALIZER_FIELDS:
+        out[name] = initializers.get(values[name], name)
+    for name in _REGULARIZER_FIELDS:
+        out[name] = regularizers.get(values[name], name)
+    for name in _CONSTRAINT_FIELDS:
+        out[name] = constraints.get(values[name], name)
+    for name in ("dropout", "recurrent_dropout"):
+        out[name] = _rate(name, values[name])
+    if values["seed"] is not None:
+        out["seed"] = _non_negative_int("seed", values["seed"])
+    if values["implementation"] not in (1, 2) or isinstance(values["implementation"], bool):
+        raise SpecError("implementation", values["implementation"], "must be 1 or 2")
+    if not (values["use_cudnn"] is True or values["use_cudnn"] is False
+            or values["use_cudnn"] == "auto"):
+        raise SpecError("use_cudnn", values["use_cudnn"], "must be 'auto', True or False")
+    if values["dtype"] not in DTYPES:
+        raise SpecError("dtype", values["dtype"], f"must be one of {', '.join(DTYPES)}")
+    for name in _OPTIONAL_SIZES:
+        if values[name] is not None:
+            out[name] = _positive_int(name, values[name])
+    return out
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise SpecError(name, value, "must be a positive integer")
+    return int(value)
+
+
+def _non_negative_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise SpecError(name, value, "must be None or a non-negative integer")
+    return int(value)
+
+
+def _rate(name: str, value: object) -> float:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or not 0.0 <= value < 1.0):
+        raise SpecError(name, value, "must be a number in [0, 1)")
+    return float(value)
+
+
+def _keras_dtype(value: object) -> object:
+    """Keras 3 writes a DTypePolicy config; tf.keras writes a plain name."""
+    if isinstance(value, dict):
+        name = value.get("config", {}).get("name") if isinstance(value.get("config"), dict) else None
+        if value.get("class_name") in ("DTypePolicy", "Policy") and isinstance(name, str):
+            return name
+        raise SpecError("dtype", value, f"must be a DTypePolicy of {' or '.join(DTYPES)}")
+    return value
+
+
+def _shape_fields(key: str, shape: object, time_major: object) -> dict:
+    if not (isinstance(shape, (list, tuple)) and len(shape) == 3):
+        raise SpecError(key, shape, "must be [batch_size, timesteps, input_dim] (entries may be null)")
+    names = ("timesteps", "batch_size") if time_major is True else ("batch_size", "timesteps")
+    return dict(zip(names + ("input_dim",), shape))
+
+
+_DEFAULTS_JSON = LSTMSpec(1).to_dict()
