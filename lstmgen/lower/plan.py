@@ -8,9 +8,10 @@ from typing import Optional
 
 from lstmgen.spec import LSTMSpec
 
-# Targets this build can generate code for, best first.
+# Every target lstmgen knows, and those this build can generate code for, best first.
+KNOWN_TARGETS = ("cpu", "cuda", "cudnn")
 TARGETS = ("cpu",)
-REQUESTABLE = ("auto",) + TARGETS
+REQUESTABLE = ("auto",) + KNOWN_TARGETS
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,5 @@
+import sys
+
+from lstmgen.cli import main
+
+sys.exit(main())

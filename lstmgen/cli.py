@@ -1,0 +1,90 @@
+"""`lstmgen compile | explain | info`: exit code 2 with a one-line message on bad input."""
+
+import argparse
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from lstmgen.errors import SpecError
+from lstmgen.lower.plan import KNOWN_TARGETS, REQUESTABLE, TARGETS, VariantKey, choose_target, explain
+from lstmgen.spec import LSTMSpec
+from lstmgen.version import GENERATOR_VERSION
+
+
+class UsageError(Exception):
+    """Bad input from the command line: reported in one line, exit code 2."""
+
+
+def load_spec(path: str) -> LSTMSpec:
+    """A spec file holds `LSTMSpec.to_json()`, a Keras LSTM config, or {"class_name": "LSTM", "config": ...}."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read the spec file ({err.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UsageError(f"{path}: not a JSON file ({err})") from None
+    if isinstance(data, dict) and "class_name" in data and "config" in data:
+        if data["class_name"] not in ("LSTM", "keras.layers.LSTM"):
+            raise UsageError(f"{path}: class_name={data['class_name']!r}, expected an LSTM layer")
+        data = data["config"]
+    try:
+        return LSTMSpec.from_keras_config(data)
+    except SpecError as err:
+        raise UsageError(f"{path}: {err}") from None
+
+
+def compile_spec(spec: LSTMSpec, output: Path, target: str) -> Path:
+    from lstmgen.render import generate  # Jinja only for the commands that render
+
+    choice = choose_target(spec, target)
+    return generate(VariantKey.from_spec(spec, choice.target), output)
+
+
+def info() -> str:
+    lines = [f"lstmgen {GENERATOR_VERSION} on Python {platform.python_version()}"]
+    for package in ("numpy", "numba", "llvmlite", "jinja2", "scipy"):
+        try:
+            lines.append(f"  {package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            lines.append(f"  {package} not installed")
+    lines.append("targets:")
+    for target in KNOWN_TARGETS:
+        state = "available" if target in TARGETS else "not available in this build"
+        lines.append(f"  {target}: {state}")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lstmgen", description="Compile Keras LSTM layers into Numba code.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    compile_cmd = commands.add_parser("compile", help="generate the module for a spec; prints its path")
+    compile_cmd.add_argument("spec", nargs="+", help="spec JSON file(s)")
+    compile_cmd.add_argument("-o", "--output", default="generated", help="directory (default: generated)")
+    compile_cmd.add_argument("--target", default="auto", choices=REQUESTABLE)
+    explain_cmd = commands.add_parser("explain", help="which target runs a spec, and why")
+    explain_cmd.add_argument("spec")
+    explain_cmd.add_argument("--target", default="auto", choices=REQUESTABLE)
+    commands.add_parser("info", help="versions and available targets")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "compile":
+            for path in args.spec:
+                print(compile_spec(load_spec(path), Path(args.output), args.target))
+        elif args.command == "explain":
+            print(explain(load_spec(args.spec), args.target))
+        else:
+            print(info())
+    except (UsageError, ValueError) as err:
+        print(f"lstmgen: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
