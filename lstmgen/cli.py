@@ -67,10 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     explain_cmd.add_argument("spec")
     explain_cmd.add_argument("--target", default="auto", choices=REQUESTABLE)
     commands.add_parser("info", help="versions and available targets")
+    # Listed for --help only: main() hands `bench ...` to lstmgen.bench before parsing.
+    commands.add_parser("bench", help="CPU target vs ONNX Runtime and PyTorch (see lstmgen bench -h)")
     return parser
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        from lstmgen.bench import main as bench
+
+        return bench(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "compile":
