@@ -30,7 +30,7 @@ def number(low=-math.inf, high=math.inf, low_open=False):
         if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
                 or value < low or (low_open and value == low) or value > high):
             raise SpecError(name, value, allowed)
-        return float(value)
+        return float(value) + 0.0  # -0.0 -> 0.0, so equal objects serialize equally
     return check
 
 

@@ -94,7 +94,7 @@ def canonical_name(value: object, field: str) -> str:
     """The registry name for a Keras activation identifier, or SpecError."""
     name = ALIASES.get(value, value) if (value is None or isinstance(value, str)) else value
     if isinstance(name, str) and name in ACTIVATIONS:
-        return name
+        return ACTIVATIONS[name].name  # the registry's own string, never a caller's str subclass
     allowed = ", ".join(sorted(ACTIVATIONS) + sorted(a for a in ALIASES if a))
     if isinstance(value, str) and value in NOT_ELEMENTWISE:
         raise SpecError(field, value, f"is not elementwise, so it cannot act on LSTM gates; "

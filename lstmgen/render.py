@@ -35,6 +35,16 @@ def render(key: VariantKey) -> str:
     return source
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: os.umask can only be read by setting it, which is not thread-safe.
+_UMASK = _current_umask()
+
+
 def write_if_changed(path: Path, source: str) -> bool:
     """Write atomically (temp file + os.replace), and only when the bytes differ.
 
@@ -48,6 +58,7 @@ def write_if_changed(path: Path, source: str) -> bool:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a shared cache must be readable
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

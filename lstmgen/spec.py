@@ -110,6 +110,8 @@ class LSTMSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "LSTMSpec":
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise SpecError("spec", text, "must be a JSON string")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
@@ -121,15 +123,23 @@ class LSTMSpec:
         if not isinstance(data, dict):
             raise SpecError("spec", data, "must be a JSON object of LSTM arguments")
         if "units" not in data:
-            raise SpecError("units", None, "is required")
+            raise SpecError("units", None, "is required", _context(None))
         return cls(**data)
 
     @classmethod
     def from_keras_config(cls, config: dict) -> "LSTMSpec":
-        """Accept `layer.get_config()` of a Keras 3 or tf.keras LSTM as is."""
+        """Accept `layer.get_config()` of a Keras 3 or tf.keras LSTM as is.
+
+        A layer config (it has a `name`) with `time_major` or `implementation` keys is tf.keras's
+        (Keras 3 writes neither), so its "hard_sigmoid" means tf.keras's `keras2_hard_sigmoid`.
+        """
         if not isinstance(config, dict):
             raise SpecError("config", config, "must be a Keras layer config dict")
         values = {k: v for k, v in config.items() if k not in _KERAS_BOOKKEEPING}
+        if _is_tf_keras(config):
+            for name in ("activation", "recurrent_activation"):
+                if values.get(name) == "hard_sigmoid":
+                    values[name] = "keras2_hard_sigmoid"
         if "dtype" in values:
             values["dtype"] = _keras_dtype(values["dtype"])
         for key in ("batch_input_shape", "batch_shape"):
@@ -173,17 +183,27 @@ def _validate(values: dict) -> dict:
         out[name] = _rate(name, values[name])
     if values["seed"] is not None:
         out["seed"] = _non_negative_int("seed", values["seed"])
-    if values["implementation"] not in (1, 2) or isinstance(values["implementation"], bool):
-        raise SpecError("implementation", values["implementation"], "must be 1 or 2")
-    if not (values["use_cudnn"] is True or values["use_cudnn"] is False
-            or values["use_cudnn"] == "auto"):
-        raise SpecError("use_cudnn", values["use_cudnn"], "must be 'auto', True or False")
-    if values["dtype"] not in DTYPES:
-        raise SpecError("dtype", values["dtype"], f"must be one of {', '.join(DTYPES)}")
+    implementation = values["implementation"]
+    if (isinstance(implementation, bool) or not isinstance(implementation, numbers.Integral)
+            or implementation not in (1, 2)):
+        raise SpecError("implementation", implementation, "must be 1 or 2")
+    out["implementation"] = int(implementation)
+    use_cudnn = values["use_cudnn"]
+    if not (use_cudnn is True or use_cudnn is False or isinstance(use_cudnn, str) and use_cudnn == "auto"):
+        raise SpecError("use_cudnn", use_cudnn, "must be 'auto', True or False")
+    out["use_cudnn"] = use_cudnn if isinstance(use_cudnn, bool) else "auto"
+    # Stored as our own string: a caller's str subclass could print as anything in generated code.
+    out["dtype"] = _one_of("dtype", values["dtype"], DTYPES)
     for name in _OPTIONAL_SIZES:
         if values[name] is not None:
             out[name] = _positive_int(name, values[name])
     return out
+
+
+def _one_of(name: str, value: object, allowed: tuple) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise SpecError(name, value, f"must be one of {', '.join(allowed)}")
+    return allowed[allowed.index(value)]
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -202,7 +222,11 @@ def _rate(name: str, value: object) -> float:
     if (isinstance(value, bool) or not isinstance(value, numbers.Real)
             or not math.isfinite(value) or not 0.0 <= value < 1.0):
         raise SpecError(name, value, "must be a number in [0, 1)")
-    return float(value)
+    return float(value) + 0.0  # -0.0 -> 0.0, so equal specs serialize equally
+
+
+def _is_tf_keras(config: dict) -> bool:
+    return "name" in config and ("time_major" in config or "implementation" in config)
 
 
 def _keras_dtype(value: object) -> object:
