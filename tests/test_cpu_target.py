@@ -138,7 +138,8 @@ def test_layer_matches_reference(data, seed, dtype, activation, recurrent_activa
     initial_state = ([rng.normal(size=(n_batch, units)).astype(dtype) for _ in range(2)]
                      if with_initial_state else None)
 
-    expected = run_reference(layer, weights, x, mask=mask, initial_state=initial_state)
+    with np.errstate(over="ignore", invalid="ignore"):  # exploding draws are dropped below
+        expected = run_reference(layer, weights, x, mask=mask, initial_state=initial_state)
     assume(well_conditioned(expected))
     assert_matches(layer(x, mask=mask, initial_state=initial_state), expected, dtype)
 
