@@ -18,8 +18,11 @@ from lstmgen.errors import SpecError
 class Activation:
     name: str
     numpy: Callable[[np.ndarray], np.ndarray]
-    # A scalar expression in `x`; may use `math` and the helpers in SCALAR_HELPERS.
+    # A scalar expression in `x`; may use `math`, `np` and the helpers in SCALAR_HELPERS.
     scalar_source: str
+    # A float32 expression LLVM can vectorize (no libm calls), within FAST_FLOAT32_ABS_ERROR of
+    # the exact value; empty where there is none and scalar_source is used in float32 too.
+    fast_float32_source: str = ""
 
 
 def _softplus(x):
@@ -33,15 +36,35 @@ def _hard_sigmoid(x):
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
-# Scalar helpers shared by several activations' Numba sources.
+# Scalar helper functions of `x` shared by several activations' Numba sources: name -> body lines.
 SCALAR_HELPERS = {
-    "_softplus": "max(x, 0.0) + math.log1p(math.exp(-abs(x)))",
-    "_hard_sigmoid": "min(max(x / 6.0 + 0.5, 0.0), 1.0)",
+    "_softplus": ("return max(x, 0.0) + math.log1p(math.exp(-abs(x)))",),
+    "_hard_sigmoid": ("return min(max(x / 6.0 + 0.5, 0.0), 1.0)",),
+    # Eigen's and ONNX Runtime's rational tanh: odd degree-13 over even degree-6 polynomial on
+    # [-7.905, 7.905], where float32 tanh is already +-1. The clamp is written so NaN stays NaN.
+    "_fast_tanh": (
+        "bound = np.float32(7.90531110763549805)",
+        "x = bound if x > bound else (-bound if x < -bound else x)",
+        "x2 = x * x",
+        "p = x2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)",
+        "p = p * x2 + np.float32(-8.60467152213735e-11)",
+        "p = p * x2 + np.float32(5.12229709037114e-08)",
+        "p = p * x2 + np.float32(1.48572235717979e-05)",
+        "p = p * x2 + np.float32(6.37261928875436e-04)",
+        "p = p * x2 + np.float32(4.89352455891786e-03)",
+        "q = x2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)",
+        "q = q * x2 + np.float32(2.26843463243900e-03)",
+        "q = q * x2 + np.float32(4.89352518554385e-03)",
+        "return x * p / q",
+    ),
 }
+# Bound on |fast - exact| over all float32 inputs, checked by tests/test_activations.py.
+FAST_FLOAT32_ABS_ERROR = 5e-7
 
 _TABLE = [
-    Activation("tanh", np.tanh, "math.tanh(x)"),
-    Activation("sigmoid", lambda x: 1.0 / (1.0 + np.exp(-x)), "1.0 / (1.0 + math.exp(-x))"),
+    Activation("tanh", np.tanh, "math.tanh(x)", "_fast_tanh(x)"),
+    Activation("sigmoid", lambda x: 1.0 / (1.0 + np.exp(-x)), "1.0 / (1.0 + math.exp(-x))",
+               "np.float32(0.5) * _fast_tanh(np.float32(0.5) * x) + np.float32(0.5)"),
     Activation("hard_sigmoid", _hard_sigmoid, "_hard_sigmoid(x)"),
     # tf.keras / Keras 2 defined hard_sigmoid as clip(0.2x + 0.5): models imported from there need it.
     Activation("keras2_hard_sigmoid", lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),

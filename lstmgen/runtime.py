@@ -24,6 +24,9 @@ class LSTM:
         self._states = None
         self._rng = np.random.default_rng(self.spec.seed)
         self._activity_losses = []
+        # Scratch of the last call's shape (zx [N*T, 4H], zh [N, 4H]), reused while it repeats.
+        self._scratch_shape = None
+        self._scratch = ()
 
     @property
     def built(self) -> bool:
@@ -163,17 +166,34 @@ class LSTM:
         training_variant = input_masks is not None or recurrent_masks is not None
         entry = next(e for e in entry_points(key)
                      if e.masked == (mask is not None) and e.training == training_variant)
-        values = {"x": x, "h0": h0, "c0": c0, "mask": mask,
+        values = {"x": x, "h0": h0, "c0": c0, "mask": mask, **self._buffers(n_batch, n_time),
                   "input_masks": _as(input_masks, self.dtype),
                   "recurrent_masks": _as(recurrent_masks, self.dtype),
                   "kernel": self._weights[0], "recurrent_kernel": self._weights[1],
                   "bias": self._weights[2] if spec.use_bias else None}
-        output, h, c = getattr(module, entry.name)(*(values[p] for p in entry.params))
+        getattr(module, entry.name + "_into")(*(values[p] for p in entry.into_params))
+        output, h, c = values["output"], values["h"], values["c"]
         if spec.stateful:
             self._states = [h.copy(), c.copy()]
         result = [output, h, c] if spec.return_state else output
         self._record_activity_loss(result)
         return result
+
+    def _buffers(self, n_batch: int, n_time: int) -> dict:
+        """Reused scratch and fresh result arrays for one call."""
+        units, gates = self.spec.units, 4 * self.spec.units
+        if self._scratch_shape != (n_batch, n_time):
+            self._scratch = (np.empty((n_batch * n_time, gates), self.dtype),
+                             np.empty((n_batch, gates), self.dtype))
+            self._scratch_shape = (n_batch, n_time)
+        if not self.spec.return_sequences:
+            output = np.empty((n_batch, units), self.dtype)
+        elif self.spec.time_major:
+            output = np.empty((n_time, n_batch, units), self.dtype)
+        else:
+            output = np.empty((n_batch, n_time, units), self.dtype)
+        return {"zx": self._scratch[0], "zh": self._scratch[1], "output": output,
+                "h": np.empty((n_batch, units), self.dtype), "c": np.empty((n_batch, units), self.dtype)}
 
     def _check_inputs(self, inputs) -> np.ndarray:
         x = np.asarray(inputs)

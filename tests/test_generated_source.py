@@ -203,10 +203,12 @@ def test_entry_points_and_their_parameters(rendered):
         funcs = _functions(tree)
         for ep in cpu.entry_points(key):
             assert tuple(a.arg for a in funcs[ep.name].args.args) == ep.params, (name, ep.name)
+            assert tuple(a.arg for a in funcs[ep.name + "_into"].args.args) == ep.into_params
         assert {"forward", "forward_masked", "step", "step_masked", "_project"} <= set(funcs)
         expected = {"forward", "forward_masked"}
         if key.input_mask_count or key.recurrent_mask_count:
             expected |= {"forward_train", "forward_train_masked"}
+        expected |= {f + "_into" for f in expected}
         assert {f for f in funcs if f.startswith("forward")} == expected, name
 
 
@@ -249,61 +251,57 @@ def test_use_bias_false_has_no_bias_anywhere(rendered):
 
 def test_loop_variants_index_forwards_or_backwards(rendered):
     _, source, tree = rendered["go_backwards"]
-    assert "t = n_time - 1 - s" in ast.unparse(_functions(tree)["forward"])
+    forward = ast.unparse(_functions(tree)["forward_into"])
+    assert "for s in range(n_time)" in forward and "_advance_forward(s, n_time - 1 - s," in forward
     _, source, tree = rendered["default"]
     assert "n_time - 1 - s" not in source
-    assert "for s in range(n_time)" in ast.unparse(_functions(tree)["forward"])
+    forward = ast.unparse(_functions(tree)["forward_into"])
+    assert "for s in range(n_time)" in forward and "_advance_forward(s, s," in forward
 
 
 def _advance_steps(func, call_name, time_major):
-    """(input step, output position or None) of each unrolled _advance_* call, in order."""
-    steps = []
-    for call in _calls(func, call_name):
-        zx, out = call.args[0], call.args[4]
-        index = zx.slice if time_major else zx.slice.elts[1]
-        position = None
-        if isinstance(out, ast.Subscript):
-            position = (out.slice if time_major else out.slice.elts[1]).value
-        steps.append((index.value, position))
-    return steps
+    """(input step, output position) of each unrolled _advance_* call, in order."""
+    return [(call.args[1].value, call.args[0].value) for call in _calls(func, call_name)]
 
 
 def test_unroll_writes_straight_line_code(rendered):
     _, _, tree = rendered["unroll"]
     funcs = _functions(tree)
     for name in ("forward", "forward_masked"):
-        body = ast.unparse(funcs[name])
+        body = ast.unparse(funcs[name + "_into"])
         assert "for s in range(n_time)" not in body
-        assert not any(isinstance(n, (ast.For, ast.While)) for n in ast.walk(funcs[name]))
-        assert _advance_steps(funcs[name], f"_advance_{name}", False) == [(0, None), (1, None), (2, None), (3, None)]
+        assert not any(isinstance(n, (ast.For, ast.While)) for n in ast.walk(funcs[name + "_into"]))
+        assert _advance_steps(funcs[name + "_into"], f"_advance_{name}", False) == [(0, 0), (1, 1), (2, 2), (3, 3)]
         assert "n_time != TIMESTEPS" in body
 
     _, _, tree = rendered["unroll_backwards"]
     funcs = _functions(tree)
-    assert _advance_steps(funcs["forward"], "_advance_forward", False) == [(3, 0), (2, 1), (1, 2), (0, 3)]
-    masked = _calls(funcs["forward_masked"], "_advance_forward_masked")
-    assert [ast.unparse(c.args[-1]) for c in masked] == ["mask[:, 3]", "mask[:, 2]", "mask[:, 1]", "mask[:, 0]"]
+    assert _advance_steps(funcs["forward_into"], "_advance_forward", False) == [(3, 0), (2, 1), (1, 2), (0, 3)]
+    assert _advance_steps(funcs["forward_masked_into"], "_advance_forward_masked", False) == [(3, 0), (2, 1), (1, 2), (0, 3)]
 
     _, _, tree = rendered["unroll_time_major_dropout"]
     funcs = _functions(tree)
     for name in ("forward", "forward_masked", "forward_train", "forward_train_masked"):
-        assert _advance_steps(funcs[name], f"_advance_{name}", True) == [(0, None), (1, None), (2, None)]
-        assert not any(isinstance(n, ast.For) for n in ast.walk(funcs[name]))
+        assert _advance_steps(funcs[name + "_into"], f"_advance_{name}", True) == [(0, 0), (1, 1), (2, 2)]
+        assert not any(isinstance(n, ast.For) for n in ast.walk(funcs[name + "_into"]))
 
 
 def test_layout_and_output_variants(rendered):
-    tm = ast.unparse(_functions(rendered["time_major_sequences"][2])["forward"])
-    assert "_advance_forward(zx[t], h, c, recurrent_kernel, output[s])" in tm
-    assert "np.zeros((n_time, n_batch, UNITS), DTYPE)" in tm
-    bm = ast.unparse(_functions(rendered["return_sequences"][2])["forward"])
-    assert "_advance_forward(zx[:, t, :], h, c, recurrent_kernel, output[:, s, :])" in bm
-    assert "np.zeros((n_batch, n_time, UNITS), DTYPE)" in bm
-    last = ast.unparse(_functions(rendered["default"][2])["forward"])
-    assert "np.zeros((n_batch, UNITS), DTYPE)" in last
+    tm = _functions(rendered["time_major_sequences"][2])
+    assert "_gates(zx[t * n_batch + n], zh[n], h[n], c[n], output[s, n])" in ast.unparse(tm["_advance_forward"])
+    assert "np.empty((n_time, n_batch, UNITS), DTYPE)" in ast.unparse(tm["forward"])
+    bm = _functions(rendered["return_sequences"][2])
+    assert "_gates(zx[n * n_time + t], zh[n], h[n], c[n], output[n, s])" in ast.unparse(bm["_advance_forward"])
+    assert "np.empty((n_batch, n_time, UNITS), DTYPE)" in ast.unparse(bm["forward"])
+    last = _functions(rendered["default"][2])
+    assert "np.empty((n_batch, UNITS), DTYPE)" in ast.unparse(last["forward"])
+    assert "output[:] = 0.0" in ast.unparse(last["forward_into"])
     zero = ast.unparse(_functions(rendered["zero_output_for_mask"][2])["_advance_forward_masked"])
-    assert "out_t[n, j] = 0.0" in zero and "out_t[n, j] = prev_out[n, j]" not in zero
+    assert "output[n][:] = 0.0" in zero
     held = ast.unparse(_functions(rendered["default"][2])["_advance_forward_masked"])
-    assert "out_t[n, j] = prev_out[n, j]" in held and "out_t[n, j] = 0.0" not in held
+    assert "= 0.0" not in held and "continue" in held
+    held_seq = ast.unparse(_functions(rendered["return_sequences"][2])["_advance_forward_masked"])
+    assert "output[n, s][:] = output[n, s - 1]" in held_seq
     assert _constants(rendered["float64"][2])["DTYPE"] == "np.float64"
 
 
@@ -316,18 +314,25 @@ def _expr(source):
     return ast.dump(ast.parse(source, mode="eval").body)
 
 
+def _body(func):
+    body = [node for node in func.body
+            if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    return [ast.dump(node) for node in body]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_activation_bodies_come_from_the_registry(name):
     other = "sigmoid" if name != "sigmoid" else "tanh"
     for key in (_key(activation=name, recurrent_activation=other), _key(activation=other, recurrent_activation=name)):
         funcs = _functions(ast.parse(render(key)))
-        assert _body_expr(funcs["activation"]) == _expr(ACTIVATIONS[key.activation].scalar_source)
-        assert _body_expr(funcs["recurrent_activation"]) == _expr(ACTIVATIONS[key.recurrent_activation].scalar_source)
-        used = ACTIVATIONS[key.activation].scalar_source + ACTIVATIONS[key.recurrent_activation].scalar_source
+        sources = [cpu.activation_source(key.activation, key.dtype),
+                   cpu.activation_source(key.recurrent_activation, key.dtype)]
+        assert _body_expr(funcs["activation"]) == _expr(sources[0])
+        assert _body_expr(funcs["recurrent_activation"]) == _expr(sources[1])
         helpers = {f for f in funcs if f in SCALAR_HELPERS}
-        assert helpers == {h for h in SCALAR_HELPERS if h + "(" in used}
+        assert helpers == {h for h in SCALAR_HELPERS if h + "(" in "".join(sources)}
         for helper in helpers:
-            assert _body_expr(funcs[helper]) == _expr(SCALAR_HELPERS[helper])
+            assert _body(funcs[helper]) == _body(ast.parse("\n".join(SCALAR_HELPERS[helper])))
 
 
 @pytest.mark.parametrize("name", NAMES)

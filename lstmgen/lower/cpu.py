@@ -9,6 +9,11 @@ from lstmgen.version import GENERATOR_VERSION
 TEMPLATE = "cpu/lstm.py.j2"
 
 
+# Buffers a `<entry point>_into` function writes: scratch zx [N*T, 4H] and zh [N, 4H], then
+# the results output, h and c. The runtime owns them; `<entry point>` allocates them.
+BUFFERS = ("zx", "zh", "output", "h", "c")
+
+
 @dataclass(frozen=True)
 class EntryPoint:
     """One generated whole-sequence function: inference or training, with or without a mask."""
@@ -16,7 +21,11 @@ class EntryPoint:
     name: str
     masked: bool
     training: bool
-    params: tuple  # argument names, in order; the runtime calls with the same tuple
+    params: tuple  # input argument names, in order; `_into` adds BUFFERS
+
+    @property
+    def into_params(self) -> tuple:
+        return self.params + BUFFERS
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ class CpuContext:
     input_dim: int
     activation_source: str
     recurrent_activation_source: str
-    helpers: tuple  # (name, scalar source) pairs the activations use
+    helpers: tuple  # (name, body lines) of the scalar helpers the activations use
     use_bias: bool
     time_major: bool
     go_backwards: bool
@@ -72,10 +81,18 @@ def entry_points(key: VariantKey) -> tuple:
     return tuple(points)
 
 
+def activation_source(name: str, dtype: str) -> str:
+    """float32 code uses the vectorizable approximation where the registry has one."""
+    activation = ACTIVATIONS[name]
+    if dtype == "float32" and activation.fast_float32_source:
+        return activation.fast_float32_source
+    return activation.scalar_source
+
+
 def lower(key: VariantKey) -> CpuContext:
-    sources = [ACTIVATIONS[key.activation].scalar_source,
-               ACTIVATIONS[key.recurrent_activation].scalar_source]
-    helpers = tuple((name, src) for name, src in sorted(SCALAR_HELPERS.items())
+    sources = [activation_source(key.activation, key.dtype),
+               activation_source(key.recurrent_activation, key.dtype)]
+    helpers = tuple((name, body) for name, body in sorted(SCALAR_HELPERS.items())
                     if any(name + "(" in s for s in sources))
     steps = ()
     if key.unrolled_timesteps is not None:
