@@ -47,6 +47,11 @@ CASES = (
 )
 
 
+# Thread pools (OpenBLAS's, ONNX Runtime's, OpenMP's) keep spinning for a while after their last
+# job; timing one implementation while another's threads spin measured up to 6x slower here.
+SETTLE_S = 0.5
+
+
 def flops(case: Case) -> float:
     """Multiply-adds of the input projection and the recurrence, counted as 2 flops each."""
     return 2.0 * case.batch * case.steps * (case.features + case.units) * 4 * case.units
@@ -176,7 +181,7 @@ def sgemm_rate(repeats: int = 7) -> float:
     return 2 * 2048 ** 3 / np.median(time_call(lambda: a @ b, repeats)) / 1e9
 
 
-def bench_case(case: Case, threads: int, repeats: int) -> dict:
+def bench_case(case: Case, threads: int, repeats: int, rounds: int) -> dict:
     problem = Problem(case, np.random.default_rng(zlib.crc32(case.name.encode())))
     runners = {"lstmgen": lambda: run_lstmgen(problem),
                "onnxruntime": lambda: run_onnxruntime(problem, threads),
@@ -184,25 +189,36 @@ def bench_case(case: Case, threads: int, repeats: int) -> dict:
     row = {"case": asdict(case), "gflop": flops(case) / 1e9, "results": {}, "notes": []}
     tolerance = 2e-4 if case.dtype == "float32" else 1e-10
     expected = None
+    calls = {}
     for name, make in runners.items():
         try:
             call, result = make()
+            y, h = result()
         except ImportError as err:
             row["notes"].append(f"{name} skipped: not installed ({err.name})")
             continue
-        except Exception as err:  # a peer that cannot express the case is reported, not fatal
-            row["notes"].append(f"{name} skipped: {type(err).__name__}: {err}")
+        except Exception as err:  # a peer that cannot run the case is reported, not fatal
+            if name == "lstmgen":
+                raise
+            row["notes"].append(f"{name} skipped: {type(err).__name__}: {str(err).splitlines()[-1][-120:]}")
             continue
-        y, h = result()
         if expected is None:
             expected = (y, h)
         error = max(float(np.max(np.abs(y - expected[0]))), float(np.max(np.abs(h - expected[1]))))
         if error > tolerance:
             raise AssertionError(f"{name} disagrees with lstmgen on {case.name}: max |diff| {error:.2e}")
-        times = time_call(call, repeats)
-        row["results"][name] = {"median_ms": 1e3 * float(np.median(times)),
-                                "min_ms": 1e3 * min(times), "max_ms": 1e3 * max(times),
-                                "max_abs_diff": error}
+        calls[name] = call
+        row["results"][name] = {"max_abs_diff": error}
+    # Rounds alternate the implementations so that drift in the machine's speed hits all alike.
+    times = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            time.sleep(SETTLE_S)
+            times[name] += time_call(call, repeats)
+    for name, samples in times.items():
+        row["results"][name].update(median_ms=1e3 * float(np.median(samples)),
+                                    q1_ms=1e3 * float(np.percentile(samples, 25)),
+                                    q3_ms=1e3 * float(np.percentile(samples, 75)))
     medians = {k: v["median_ms"] for k, v in row["results"].items()}
     peers = {k: v for k, v in medians.items() if k != "lstmgen"}
     if peers and "lstmgen" in medians:
@@ -260,7 +276,8 @@ def chart(report: dict, path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="lstmgen bench", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over all implementations")
     parser.add_argument("--cases", nargs="*", default=[c.name for c in CASES],
                         choices=[c.name for c in CASES])
     parser.add_argument("-o", "--output", default="benchmarks/results", help="directory for JSON and PNG")
@@ -274,7 +291,7 @@ def main(argv=None) -> int:
     for case in CASES:
         if case.name not in args.cases:
             continue
-        row = bench_case(case, args.threads, args.repeats)
+        row = bench_case(case, args.threads, args.repeats, args.rounds)
         report["cases"].append(row)
         cell = {k: f"{v['median_ms']:.2f}" for k, v in row["results"].items()}
         print(f"{case.name:<16} {cell.get('lstmgen', '-'):>11} {cell.get('onnxruntime', '-'):>9} "
