@@ -5,11 +5,11 @@ Numba form is a scalar expression in `x` that templates paste into a generated
 `@njit(inline="always")` function. Only names in this table ever reach generated code.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy.special import erf
 
 from lstmgen.errors import SpecError
 
@@ -23,6 +23,10 @@ class Activation:
     # A float32 expression LLVM can vectorize (no libm calls), within FAST_FLOAT32_ABS_ERROR of
     # the exact value; empty where there is none and scalar_source is used in float32 too.
     fast_float32_source: str = ""
+
+
+# math.erf elementwise: scipy.special would cost a quarter second of import time for one function.
+_erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
 def _softplus(x):
@@ -83,7 +87,7 @@ _TABLE = [
     Activation("softplus", _softplus, "_softplus(x)"),
     Activation("softsign", lambda x: x / (1.0 + np.abs(x)), "x / (1.0 + abs(x))"),
     Activation("exponential", np.exp, "math.exp(x)"),
-    Activation("gelu", lambda x: 0.5 * x * (1.0 + erf(x / np.sqrt(2.0))),
+    Activation("gelu", lambda x: 0.5 * x * (1.0 + _erf(x / np.sqrt(2.0))),
                "0.5 * x * (1.0 + math.erf(x * 0.7071067811865476))"),
     Activation("silu", lambda x: x / (1.0 + np.exp(-x)), "x / (1.0 + math.exp(-x))"),
     Activation("hard_silu", lambda x: x * _hard_sigmoid(x), "x * _hard_sigmoid(x)"),
