@@ -8,7 +8,7 @@ Keras hands back float32 for float64 weights (NonNeg: `ops.maximum(w, 0)` promot
 
 Keras 3.15's torch `ops.matmul` computes float64 operands in float32 (type promotion off
 TensorFlow), and LSTMCell uses it on the masked, unrolled and dropout paths; the fixture
-exact_float64_matmul (as in tests/test_reference_keras.py) restores float64 so that float64
+exact_float64_matmul (tests/keras_float64.py) restores float64 so that float64
 layers can be held to 1e-12.
 
 time_major is not compared: Keras 3 rejects it (tests/test_cpu_target.py checks it against the
@@ -24,8 +24,7 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
-import torch  # noqa: E402  (the backend keras runs on here)
-from keras.src import backend as keras_backend  # noqa: E402
+from keras_float64 import exact_float64_matmul  # noqa: E402,F401  (autouse fixture)
 
 import lstmgen  # noqa: E402
 
@@ -42,24 +41,6 @@ MASK = np.array([[1, 0, 1, 1, 0],
 DTYPES = ("float32", "float64")
 
 
-KERAS_MATMUL = keras_backend.numpy.matmul
-
-
-@pytest.fixture(autouse=True)
-def exact_float64_matmul(monkeypatch):
-    """Keras's torch matmul computes float64 operands in float32; use torch's float64 matmul."""
-    def matmul(x1, x2):
-        x1, x2 = keras.ops.convert_to_tensor(x1), keras.ops.convert_to_tensor(x2)
-        if x1.dtype == x2.dtype == torch.float64:
-            return torch.matmul(x1, x2)
-        return KERAS_MATMUL(x1, x2)
-    monkeypatch.setattr(keras_backend.numpy, "matmul", matmul)
-
-
-def test_keras_matmul_rounds_float64_to_float32():
-    # The reason for exact_float64_matmul: drop both once Keras keeps float64 here.
-    a = np.random.default_rng(0).normal(size=(3, 3))
-    assert KERAS_MATMUL(a, a).dtype == torch.float32
 
 
 def tolerances(dtype):

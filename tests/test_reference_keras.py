@@ -42,9 +42,9 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 ops = keras.ops
-torch = pytest.importorskip("torch")
 
-from keras.src import backend as keras_backend  # noqa: E402
+from keras_float64 import (  # noqa: E402,F401  (autouse fixture, and the test of its reason)
+    exact_float64_matmul, test_keras_matmul_rounds_float64_to_float32)
 from lstmgen import reference  # noqa: E402
 from lstmgen.activations import ACTIVATIONS  # noqa: E402
 from lstmgen.spec import LSTMSpec  # noqa: E402
@@ -58,24 +58,6 @@ MASK = np.array([[1, 0, 1, 1, 0],
                  [1, 1, 1, 0, 0]], dtype=bool)
 DTYPES = ("float32", "float64")
 KERAS_ACTIVATIONS = sorted(set(ACTIVATIONS) - {"keras2_hard_sigmoid"})
-KERAS_MATMUL = keras_backend.numpy.matmul
-
-
-@pytest.fixture(autouse=True)
-def exact_float64_matmul(monkeypatch):
-    """Keras's torch matmul computes float64 operands in float32; use torch's float64 matmul."""
-    def matmul(x1, x2):
-        x1, x2 = ops.convert_to_tensor(x1), ops.convert_to_tensor(x2)
-        if x1.dtype == x2.dtype == torch.float64:
-            return torch.matmul(x1, x2)
-        return KERAS_MATMUL(x1, x2)
-    monkeypatch.setattr(keras_backend.numpy, "matmul", matmul)
-
-
-def test_keras_matmul_rounds_float64_to_float32():
-    # The reason for exact_float64_matmul: drop both once Keras keeps float64 here.
-    a = np.random.default_rng(0).normal(size=(3, 3))
-    assert KERAS_MATMUL(a, a).dtype == torch.float32
 
 
 def build(rng, dtype="float32", **kwargs):
