@@ -27,6 +27,8 @@ class LSTM:
         # Scratch of the last call's shape (zx [N*T, 4H], zh [N, 4H]), reused while it repeats.
         self._scratch_shape = None
         self._scratch = ()
+        # (unrolled length, masked, training) -> (generated function, its parameter names).
+        self._entries = {}
 
     @property
     def built(self) -> bool:
@@ -50,7 +52,7 @@ class LSTM:
         changes = {"input_dim": n_in}
         if self.spec.stateful and self.spec.batch_size is None and batch is not None:
             changes["batch_size"] = batch
-        self.spec = self.spec.replace(**changes)
+        self._set_spec(self.spec.replace(**changes))
         spec, units = self.spec, self.spec.units
         bias = None
         if spec.use_bias:
@@ -158,26 +160,38 @@ class LSTM:
         if spec.unroll and spec.timesteps not in (None, n_time):
             raise ValueError(f"inputs for layer {self.name!r}: {n_time} time steps, but the unrolled "
                              f"layer was made for timesteps={spec.timesteps}")
-        key = VariantKey.from_spec(spec.replace(timesteps=n_time) if spec.unroll else spec,
-                                   self.target)
-        module = VARIANTS.get(key)
         input_masks, recurrent_masks = (
             draw_dropout_masks(spec, n_batch, self._rng, training) if training else (None, None))
         training_variant = input_masks is not None or recurrent_masks is not None
-        entry = next(e for e in entry_points(key)
-                     if e.masked == (mask is not None) and e.training == training_variant)
+        function, params = self._entry(n_time if spec.unroll else None, mask is not None,
+                                       training_variant)
         values = {"x": x, "h0": h0, "c0": c0, "mask": mask, **self._buffers(n_batch, n_time),
                   "input_masks": _as(input_masks, self.dtype),
                   "recurrent_masks": _as(recurrent_masks, self.dtype),
                   "kernel": self._weights[0], "recurrent_kernel": self._weights[1],
                   "bias": self._weights[2] if spec.use_bias else None}
-        getattr(module, entry.name + "_into")(*(values[p] for p in entry.into_params))
+        function(*(values[p] for p in params))
         output, h, c = values["output"], values["h"], values["c"]
         if spec.stateful:
             self._states = [h.copy(), c.copy()]
         result = [output, h, c] if spec.return_state else output
         self._record_activity_loss(result)
         return result
+
+    def _set_spec(self, spec: LSTMSpec) -> None:
+        self.spec = spec
+        self._entries.clear()  # looked up for the old spec
+
+    def _entry(self, unrolled_steps, masked: bool, training: bool) -> tuple:
+        """The generated `_into` function for this call's variant, looked up once per layer."""
+        found = self._entries.get((unrolled_steps, masked, training))
+        if found is None:
+            spec = self.spec if unrolled_steps is None else self.spec.replace(timesteps=unrolled_steps)
+            key = VariantKey.from_spec(spec, self.target)
+            entry = next(e for e in entry_points(key) if e.masked == masked and e.training == training)
+            found = (getattr(VARIANTS.get(key), entry.name + "_into"), entry.into_params)
+            self._entries[(unrolled_steps, masked, training)] = found
+        return found
 
     def _buffers(self, n_batch: int, n_time: int) -> dict:
         """Reused scratch and fresh result arrays for one call."""
@@ -236,7 +250,7 @@ class LSTM:
             return tuple(out)
         if self.spec.stateful:
             if self._states is None:
-                self.spec = self.spec.replace(batch_size=n_batch)
+                self._set_spec(self.spec.replace(batch_size=n_batch))
                 self._states = self._zero_states(n_batch)
             if self._states[0].shape[0] != n_batch:
                 raise ValueError(f"inputs for stateful layer {self.name!r}: batch size {n_batch}, "
