@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lstmgen.errors import SpecError
 from lstmgen.lower.plan import KNOWN_TARGETS, REQUESTABLE, TARGETS, VariantKey, choose_target, explain
-from lstmgen.spec import LSTMSpec, field_names
+from lstmgen.spec import LSTMSpec
 from lstmgen.version import GENERATOR_VERSION
 
 
@@ -30,9 +30,7 @@ def load_spec(path: str) -> LSTMSpec:
             raise UsageError(f"{path}: class_name={data['class_name']!r}, expected an LSTM layer")
         data = data["config"]
     try:
-        if isinstance(data, dict) and set(data) <= set(field_names()):
-            return LSTMSpec.from_dict(data)  # lstmgen's own format (LSTMSpec.to_json)
-        return LSTMSpec.from_keras_config(data)
+        return LSTMSpec.from_config(data)
     except SpecError as err:
         raise UsageError(f"{path}: {err}") from None
 

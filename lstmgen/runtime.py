@@ -286,6 +286,41 @@ class LSTM:
         """Which target runs this layer, and why."""
         return explain(self.spec, self._requested_target)
 
+    def get_initial_state(self, inputs) -> list:
+        """The zero [h, c], each [N, H] in the layer's dtype, for a batch like `inputs`."""
+        shape = np.shape(inputs)
+        if len(shape) != 3:
+            raise ValueError(f"inputs for layer {self.name!r}: shape {shape}, expected 3 dimensions")
+        return self._zero_states(shape[1] if self.spec.time_major else shape[0])
+
+    def get_config(self) -> dict:
+        """A Keras-style config: the layer's name and every spec argument (Keras objects as configs)."""
+        return {"name": self.name, **self.spec.to_dict()}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "LSTM":
+        """A layer from `get_config()`, or from a Keras 3 or tf.keras LSTM config."""
+        spec = LSTMSpec.from_config(config)
+        return cls(name=config.get("name", "lstm"), **spec.to_dict())
+
+
+# The constructor arguments users of Keras's LSTM read back as layer properties (read-only).
+_SPEC_PROPERTIES = (
+    "units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
+    "recurrent_initializer", "bias_initializer", "unit_forget_bias", "kernel_regularizer",
+    "recurrent_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+    "recurrent_constraint", "bias_constraint", "dropout", "recurrent_dropout", "implementation",
+    "return_sequences", "return_state", "go_backwards", "stateful", "time_major", "unroll",
+    "zero_output_for_mask")
+
+
+def _spec_property(name: str) -> property:
+    return property(lambda self: getattr(self.spec, name), doc=f"`{name}` as constructed (read-only).")
+
+
+for _name in _SPEC_PROPERTIES:
+    setattr(LSTM, _name, _spec_property(_name))
+
 
 def _as(array, dtype):
     return None if array is None else np.ascontiguousarray(array, dtype=dtype)

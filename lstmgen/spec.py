@@ -127,6 +127,13 @@ class LSTMSpec:
         return cls(**data)
 
     @classmethod
+    def from_config(cls, config: dict) -> "LSTMSpec":
+        """lstmgen's own form (`to_dict()`, optionally with a layer `name`) or a Keras layer config."""
+        if isinstance(config, dict) and set(config) - {"name"} <= set(field_names()):
+            return cls.from_dict({k: v for k, v in config.items() if k != "name"})
+        return cls.from_keras_config(config)
+
+    @classmethod
     def from_keras_config(cls, config: dict) -> "LSTMSpec":
         """Accept `layer.get_config()` of a Keras 3 or tf.keras LSTM as is.
 
