@@ -41,8 +41,6 @@ MASK = np.array([[1, 0, 1, 1, 0],
 DTYPES = ("float32", "float64")
 
 
-
-
 def tolerances(dtype):
     return dict(rtol=2e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
 
