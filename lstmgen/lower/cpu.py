@@ -41,7 +41,6 @@ class CpuContext:
     spec_json: str
     spec_literal: str  # spec_json as a Python string literal
     spec_hash: str
-    module_name: str
     dtype: str
     units: int
     gates: int
@@ -105,7 +104,6 @@ def lower(key: VariantKey) -> CpuContext:
         spec_json=key.to_json(),
         spec_literal=repr(key.to_json()),
         spec_hash=key.hash,
-        module_name=key.module_name,
         dtype=key.dtype,
         units=key.units,
         gates=4 * key.units,
