@@ -282,7 +282,6 @@ def main(argv=None) -> int:
                         choices=[c.name for c in CASES])
     parser.add_argument("-o", "--output", default="benchmarks/results", help="directory for JSON and PNG")
     args = parser.parse_args(argv)
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
     report = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
                           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")},
               "sgemm_gflops": sgemm_rate(), "cases": []}
