@@ -275,7 +275,9 @@ def chart(report: dict, path: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="lstmgen bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="intra-op threads of the peers; lstmgen's BLAS follows "
+                             "OPENBLAS_NUM_THREADS (default: every core, like this option)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all implementations")
     parser.add_argument("--cases", nargs="*", default=[c.name for c in CASES],
