@@ -1,7 +1,9 @@
 """The Keras-like LSTM layer: owns weights, states and dropout RNG, picks the target, runs variants."""
 
+import numba
 import numpy as np
 
+from lstmgen.blas_threads import single_threaded_blas
 from lstmgen.cache import VARIANTS
 from lstmgen.lower.cpu import entry_points
 from lstmgen.lower.plan import VariantKey, choose_target, explain
@@ -169,8 +171,10 @@ class LSTM:
                   "input_masks": _as(input_masks, self.dtype),
                   "recurrent_masks": _as(recurrent_masks, self.dtype),
                   "kernel": self._weights[0], "recurrent_kernel": self._weights[1],
-                  "bias": self._weights[2] if spec.use_bias else None}
-        function(*(values[p] for p in params))
+                  "bias": self._weights[2] if spec.use_bias else None,
+                  "chunks": max(1, min(numba.get_num_threads(), n_batch))}
+        with single_threaded_blas():
+            function(*(values[p] for p in params))
         output, h, c = values["output"], values["h"], values["c"]
         if spec.stateful:
             self._states = [h.copy(), c.copy()]

@@ -1,0 +1,24 @@
+"""BLAS stays single-threaded while kernels run, and gets its own setting back afterwards."""
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from lstmgen.blas_threads import single_threaded_blas
+
+
+def blas_threads():
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_single_threaded_inside_and_restored_after_even_on_error():
+    with single_threaded_blas():
+        pass  # loads the BLAS Numba uses, so it is counted below
+    with threadpool_limits(2, user_api="blas"):
+        assert set(blas_threads()) == {2}
+        with pytest.raises(RuntimeError):
+            with single_threaded_blas():
+                assert set(blas_threads()) == {1}
+                np.ones((4, 4)) @ np.ones((4, 4))
+                raise RuntimeError("a failing kernel")
+        assert set(blas_threads()) == {2}
