@@ -22,7 +22,9 @@ def forward(spec, kernel, recurrent_kernel, bias, x, *, mask=None, initial_state
     x                 [N, T, C] ([T, N, C] when spec.time_major)
     mask              [N, T] bool, True = use the step; None = every step
     initial_state     [h0 [N, H], c0 [N, H]]; None = zeros
-    input_masks       [K, N, C] scaled dropout masks, K = spec.dropout_mask_count; None = no dropout
+    input_masks       [K, N, C] scaled dropout masks, K = spec.dropout_mask_count (a list of K
+                      [N, C], or one [N, C] when K is 1, as the layer's getters return them);
+                      None = no dropout
     recurrent_masks   [K, N, H] likewise for the recurrent state
 
     Returns `output`, or `[output, h, c]` with spec.return_state; `output` is [N, T, H]
@@ -86,37 +88,13 @@ def forward(spec, kernel, recurrent_kernel, bias, x, *, mask=None, initial_state
     return [output, h, c] if spec.return_state else output
 
 
-def draw_dropout_masks(spec, n_batch, rng, training=True, *, input_dim=None):
-    """Training-mode dropout masks for one call: (input_masks or None, recurrent_masks or None).
-
-    Shapes [K, N, C] and [K, N, H] with K = spec.dropout_mask_count; entries are 0 (dropped,
-    probability = rate) or 1 / (1 - rate) (inverted dropout). None where the rate is 0, and
-    both None when not training. `input_dim` defaults to spec.input_dim.
-    """
-    if not training:
-        return None, None
-    count = spec.dropout_mask_count
-    input_masks = recurrent_masks = None
-    if spec.dropout > 0:
-        n_in = spec.input_dim if input_dim is None else input_dim
-        if n_in is None:
-            raise ValueError("input_dim is needed: the spec does not fix it")
-        input_masks = _bernoulli(rng, (count, n_batch, n_in), spec.dropout)
-    if spec.recurrent_dropout > 0:
-        recurrent_masks = _bernoulli(rng, (count, n_batch, spec.units), spec.recurrent_dropout)
-    return input_masks, recurrent_masks
-
-
-def _bernoulli(rng, shape, rate):
-    keep = 1.0 - rate
-    return np.where(rng.random(shape) < keep, 1.0 / keep, 0.0)
-
-
 def _per_gate(name, masks, shape):
     """Four multipliers, one per gate: Keras shares one mask among the gates unless it has four."""
     if masks is None:
         return [1.0] * _GATES
-    masks = _array(name, masks, shape)
+    masks = np.asarray(masks, dtype=np.float64)
+    # One [N, features] mask is what LSTM.get_dropout_mask_for_cell returns for count 1.
+    masks = _array(name, masks[None] if masks.ndim == 2 else masks, shape)
     return [masks[k] if len(masks) == _GATES else masks[0] for k in range(_GATES)]
 
 

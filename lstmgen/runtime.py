@@ -7,7 +7,6 @@ from lstmgen.blas_threads import single_threaded_blas
 from lstmgen.cache import VARIANTS
 from lstmgen.lower.cpu import entry_points
 from lstmgen.lower.plan import VariantKey, choose_target, explain
-from lstmgen.reference import draw_dropout_masks
 from lstmgen.spec import LSTMSpec
 
 
@@ -25,6 +24,8 @@ class LSTM:
         self._weights = None
         self._states = None
         self._rng = np.random.default_rng(self.spec.seed)
+        # Cached dropout masks ("input", "recurrent"), as tf.keras's DropoutRNNCellMixin keeps them.
+        self._dropout_masks = {}
         self._activity_losses = []
         # Scratch of the last call's shape (zx [N*T, 4H], zh [N, 4H]), reused while it repeats.
         self._scratch_shape = None
@@ -162,14 +163,22 @@ class LSTM:
         if spec.unroll and spec.timesteps not in (None, n_time):
             raise ValueError(f"inputs for layer {self.name!r}: {n_time} time steps, but the unrolled "
                              f"layer was made for timesteps={spec.timesteps}")
-        input_masks, recurrent_masks = (
-            draw_dropout_masks(spec, n_batch, self._rng, training) if training else (None, None))
+        # Fresh masks each call, shared by its steps, drawn through the public getters so that
+        # they return afterwards exactly the masks this call used.
+        self.reset_dropout_mask()
+        self.reset_recurrent_dropout_mask()
+        input_masks = recurrent_masks = None
+        if training:
+            count = spec.dropout_mask_count
+            step = np.empty((n_batch, spec.input_dim), self.dtype)  # only its shape counts; T may be 0
+            input_masks = _stacked(self.get_dropout_mask_for_cell(step, True, count), count)
+            recurrent_masks = _stacked(
+                self.get_recurrent_dropout_mask_for_cell(h0, True, count), count)
         training_variant = input_masks is not None or recurrent_masks is not None
         function, params = self._entry(n_time if spec.unroll else None, mask is not None,
                                        training_variant)
         values = {"x": x, "h0": h0, "c0": c0, "mask": mask, **self._buffers(n_batch, n_time),
-                  "input_masks": _as(input_masks, self.dtype),
-                  "recurrent_masks": _as(recurrent_masks, self.dtype),
+                  "input_masks": input_masks, "recurrent_masks": recurrent_masks,
                   "kernel": self._weights[0], "recurrent_kernel": self._weights[1],
                   "bias": self._weights[2] if spec.use_bias else None,
                   "chunks": max(1, min(numba.get_num_threads(), n_batch))}
@@ -181,6 +190,47 @@ class LSTM:
         result = [output, h, c] if spec.return_state else output
         self._record_activity_loss(result)
         return result
+
+    def get_dropout_mask_for_cell(self, inputs, training, count=1):
+        """The input dropout mask for a step input `inputs` ([N, C]), as tf.keras's cells get it.
+
+        None when dropout is 0; else one array shaped like `inputs` (count 1) or a list of `count`,
+        in the layer's dtype: in training 0 or 1 / (1 - dropout) (inverted dropout), else ones.
+        Cached, and returned again whatever the arguments, until reset_dropout_mask(); every call
+        of the layer resets it first and then draws the masks it uses here.
+        """
+        return self._cached_mask("input", self.spec.dropout, inputs, training, count)
+
+    def get_recurrent_dropout_mask_for_cell(self, inputs, training, count=1):
+        """The same for the recurrent state `inputs` ([N, H], e.g. h) and recurrent_dropout."""
+        return self._cached_mask("recurrent", self.spec.recurrent_dropout, inputs, training, count)
+
+    def reset_dropout_mask(self) -> None:
+        """Forget the cached input dropout mask: the next get_dropout_mask_for_cell draws anew."""
+        self._dropout_masks.pop("input", None)
+
+    def reset_recurrent_dropout_mask(self) -> None:
+        """Forget the cached recurrent dropout mask."""
+        self._dropout_masks.pop("recurrent", None)
+
+    def _cached_mask(self, kind: str, rate: float, inputs, training, count: int):
+        if rate == 0:
+            return None
+        if count < 1:
+            raise ValueError(f"count={count!r} for layer {self.name!r}: expected a positive number "
+                             "of dropout masks")
+        if kind not in self._dropout_masks:
+            shape, keep = np.shape(inputs), 1.0 - rate
+            masks = []
+            for _ in range(count):
+                mask = (np.where(self._rng.random(shape) < keep, 1.0 / keep, 0.0) if training
+                        else np.ones(shape))
+                mask = mask.astype(self.dtype)
+                mask.flags.writeable = False  # the record of what a call used
+                masks.append(mask)
+            self._dropout_masks[kind] = masks if count > 1 else masks[0]
+        cached = self._dropout_masks[kind]
+        return list(cached) if isinstance(cached, list) else cached
 
     def _set_spec(self, spec: LSTMSpec) -> None:
         self.spec = spec
@@ -326,5 +376,6 @@ for _name in _SPEC_PROPERTIES:
     setattr(LSTM, _name, _spec_property(_name))
 
 
-def _as(array, dtype):
-    return None if array is None else np.ascontiguousarray(array, dtype=dtype)
+def _stacked(masks, count: int):
+    """A getter's mask or list of masks as one fresh, writable [K, N, features] array for the kernel."""
+    return None if masks is None else np.array(masks).reshape(count, *np.shape(masks)[-2:])

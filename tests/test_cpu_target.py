@@ -188,47 +188,52 @@ rates = st.one_of(st.just(0.0), st.floats(0.05, 0.8))
        n_time=st.integers(1, 5), masked=st.booleans())
 def test_training_dropout_matches_reference(data, seed, mask_seed, dropout, recurrent_dropout,
                                             implementation, n_batch, n_time, masked):
-    """Training draws the masks from layer._rng; a twin generator draws the same ones here.
-    Each training call draws fresh masks. float64 only: training variants compile slowly, and
-    test_inference_ignores_dropout runs float32 training."""
+    """After a training call the mask getters return the masks it used (tests/test_dropout_masks.py);
+    the reference run with them must agree, call after call. float64 only: training variants
+    compile slowly, and test_inference_ignores_dropout runs float32 training."""
     units, input_dim, dtype = 3, 2, "float64"
     rng = np.random.default_rng(seed)
     weights = random_weights(rng, input_dim, units, dtype)
-    layer = make_layer(weights, units, dtype=dtype, dropout=dropout,
+    layer = make_layer(weights, units, dtype=dtype, dropout=dropout, seed=mask_seed,
                        recurrent_dropout=recurrent_dropout, implementation=implementation,
                        return_sequences=True, return_state=True)
-    layer._rng = np.random.default_rng(mask_seed)
-    twin = np.random.default_rng(mask_seed)
     x = rng.normal(size=(n_batch, n_time, input_dim)).astype(dtype)
     mask = data.draw(masks(n_batch, n_time), label="mask") if masked else None
 
     for _ in range(2):
-        input_masks, recurrent_masks = reference.draw_dropout_masks(layer.spec, n_batch, twin)
-        expected = run_reference(layer, weights, x, mask=mask, input_masks=input_masks,
-                                 recurrent_masks=recurrent_masks)
-        assert_matches(layer(x, mask=mask, training=True), expected, dtype)
+        got = layer(x, mask=mask, training=True)
+        expected = run_reference(layer, weights, x, mask=mask, **used_masks(layer, x[:, 0]))
+        assert_matches(got, expected, dtype)
+
+
+def used_masks(layer, step):
+    """The masks of the layer's last training call, read back through its getters."""
+    count, h = layer.spec.dropout_mask_count, np.empty((step.shape[0], layer.units))
+    return {"input_masks": layer.get_dropout_mask_for_cell(step, True, count),
+            "recurrent_masks": layer.get_recurrent_dropout_mask_for_cell(h, True, count)}
 
 
 @pytest.mark.parametrize("masked, time_major", [(False, False), (True, True)])
 def test_inference_ignores_dropout(masked, time_major):
-    """training=False runs without masks and draws none: the next training call's masks are the
-    ones a twin generator draws first, and training really drops something. float32, and
-    time-major (the masks stay [K, N, C] and [K, N, H])."""
+    """training=False runs without masks and draws none: after it, a training call uses the
+    same masks as a twin layer (same seed) that made no inference call, and really drops
+    something. float32, and time-major (the masks stay [K, N, C] and [K, N, H])."""
     rng = np.random.default_rng(4)
     weights = random_weights(rng, 2, 3, "float32")
-    layer = make_layer(weights, 3, dropout=0.5, recurrent_dropout=0.5, return_sequences=True,
-                       time_major=time_major)
-    layer._rng = np.random.default_rng(9)
-    twin = np.random.default_rng(9)
+    layer, twin = (make_layer(weights, 3, dropout=0.5, recurrent_dropout=0.5, seed=9,
+                              return_sequences=True, time_major=time_major) for _ in range(2))
     x = rng.normal(size=(5, 4, 2) if time_major else (4, 5, 2)).astype(np.float32)
     mask = MASK if masked else None
     plain = run_reference(layer, weights, x, mask=mask)
     assert_matches(layer(x, mask=mask), plain, "float32")
     assert_matches(layer(x, mask=mask, training=False), plain, "float32")
-    input_masks, recurrent_masks = reference.draw_dropout_masks(layer.spec, 4, twin)
     trained = layer(x, mask=mask, training=True)
-    assert_matches(trained, run_reference(layer, weights, x, mask=mask, input_masks=input_masks,
-                                          recurrent_masks=recurrent_masks), "float32")
+    twin(x, mask=mask, training=True)
+    step = x[0] if time_major else x[:, 0]
+    used = used_masks(layer, step)
+    for name, masks in used_masks(twin, step).items():
+        np.testing.assert_array_equal(used[name], masks)
+    assert_matches(trained, run_reference(layer, weights, x, mask=mask, **used), "float32")
     assert not np.allclose(trained, plain)
 
 

@@ -45,6 +45,7 @@ ops = keras.ops
 
 from keras_float64 import (  # noqa: E402,F401  (autouse fixture, and the test of its reason)
     exact_float64_matmul, test_keras_matmul_rounds_float64_to_float32)
+import lstmgen  # noqa: E402
 from lstmgen import reference  # noqa: E402
 from lstmgen.activations import ACTIVATIONS  # noqa: E402
 from lstmgen.spec import LSTMSpec  # noqa: E402
@@ -305,12 +306,16 @@ def test_dropout_in_training(kwargs, masked, dtype):
                          input_masks=input_masks, recurrent_masks=recurrent_masks)
     assert_matches(got, want, dtype)
 
-    # draw_dropout_masks gives masks of the same kind as Keras's.
-    ours = reference.draw_dropout_masks(spec, N, rng, input_dim=C)
-    for keras_mask, our_mask in zip((input_masks, recurrent_masks), ours):
+    # The masks lstmgen's layer asks its getters for (count = spec.dropout_mask_count) are of
+    # the same kind as Keras's: one array, or a list of four, of the same shapes.
+    ours = lstmgen.LSTM(**spec.to_dict())
+    got_masks = (ours.get_dropout_mask_for_cell(x[:, 0], True, count),
+                 ours.get_recurrent_dropout_mask_for_cell(state[0], True, count))
+    for keras_mask, our_mask in zip((input_masks, recurrent_masks), got_masks):
         assert (our_mask is None) == (keras_mask is None)
         if our_mask is not None:
-            assert our_mask.shape == keras_mask.shape
+            assert isinstance(our_mask, list) == (count > 1)
+            assert np.shape(our_mask) == (keras_mask.shape if count > 1 else keras_mask.shape[1:])
 
     # The next call draws fresh masks.
     first = [calls[-1] for calls in seen.values()]
@@ -326,21 +331,6 @@ def test_training_false_ignores_dropout():
     want = run_reference(layer, x, mask=MASK)
     assert_matches(layer(x, mask=MASK, training=False), want, "float64")
     assert_matches(layer(x, mask=MASK), want, "float64")
-
-
-def test_draw_dropout_masks():
-    spec = LSTMSpec(H, dropout=0.25, recurrent_dropout=0.5)
-    input_masks, recurrent_masks = reference.draw_dropout_masks(
-        spec, 20000, np.random.default_rng(13), input_dim=C)
-    for masks, rate, features in ((input_masks, 0.25, C), (recurrent_masks, 0.5, H)):
-        assert masks.shape == (4, 20000, features)
-        assert set(np.unique(masks)) == {0.0, 1.0 / (1.0 - rate)}
-        assert abs(np.mean(masks == 0.0) - rate) < 0.01
-    one_mask = LSTMSpec(H, dropout=0.25, input_dim=C)
-    input_masks, recurrent_masks = reference.draw_dropout_masks(one_mask, 2, np.random.default_rng(0))
-    assert input_masks.shape == (1, 2, C) and recurrent_masks is None
-    assert reference.draw_dropout_masks(spec, 2, np.random.default_rng(0), training=False,
-                                        input_dim=C) == (None, None)
 
 
 @pytest.mark.parametrize("name", KERAS_ACTIVATIONS)
