@@ -38,6 +38,8 @@ def load_spec(path: str) -> LSTMSpec:
 def compile_spec(spec: LSTMSpec, output: Path, target: str) -> Path:
     from lstmgen.render import generate  # Jinja only for the commands that render
 
+    if target == "cudnn":
+        raise UsageError("target 'cudnn' generates no module: a layer drives cuDNN at run time")
     choice = choose_target(spec, target)
     return generate(VariantKey.from_spec(spec, choice.target), output)
 
@@ -52,6 +54,11 @@ def info() -> str:
     lines.append("targets:")
     for target in KNOWN_TARGETS:
         state = "available" if target in TARGETS else "not available in this build"
+        if target == "cudnn":
+            from lstmgen.cudnn.library import unavailable_reason
+
+            why_not = unavailable_reason()
+            state = f"built, but cannot run here: {why_not}" if why_not else "available"
         lines.append(f"  {target}: {state}")
     return "\n".join(lines)
 
@@ -84,7 +91,9 @@ def main(argv=None) -> int:
             for path in args.spec:
                 print(compile_spec(load_spec(path), Path(args.output), args.target))
         elif args.command == "explain":
-            print(explain(load_spec(args.spec), args.target))
+            from lstmgen.cudnn.library import unavailable_reason
+
+            print(explain(load_spec(args.spec), args.target, unavailable_reason()))
         else:
             print(info())
     except (UsageError, ValueError) as err:

@@ -6,7 +6,7 @@ import numpy as np
 from lstmgen.blas_threads import single_threaded_blas
 from lstmgen.cache import VARIANTS
 from lstmgen.lower.cpu import entry_points
-from lstmgen.lower.plan import VariantKey, choose_target, explain
+from lstmgen.lower.plan import NOT_PROBED, VariantKey, choose_target, cudnn_ineligible_reason, explain
 from lstmgen.spec import LSTMSpec
 
 
@@ -19,7 +19,9 @@ class LSTM:
     def __init__(self, units, target="auto", name="lstm", **kwargs):
         self.spec = LSTMSpec(units, **kwargs)
         self.name = name
-        self.target = choose_target(self.spec, target).target
+        self._cudnn_unavailable = _probe_cudnn(self.spec, target)
+        self.target = choose_target(self.spec, target, self._cudnn_unavailable).target
+        self._cudnn = None  # the cuDNN forward pass, made by the first call that runs on cuDNN
         self._requested_target = target
         self._weights = None
         self._states = None
@@ -92,21 +94,7 @@ class LSTM:
                                  "recurrent_kernel" + (", bias" if self.spec.use_bias else ""))
             kernel = np.asarray(weights[0])
             self.build((None, None, kernel.shape[0]) if kernel.ndim == 2 else kernel.shape)
-        shapes = self._weight_shapes()
-        if len(weights) != len(shapes):
-            raise ValueError(f"weights for layer {self.name!r}: got {len(weights)} arrays, expected "
-                             f"{len(shapes)} with shapes {shapes}")
-        converted = []
-        for index, (value, shape) in enumerate(zip(weights, shapes)):
-            array = np.asarray(value)
-            if array.shape != shape:
-                raise ValueError(f"weights[{index}] for layer {self.name!r}: shape {array.shape}, "
-                                 f"expected {shape}")
-            if not np.issubdtype(array.dtype, np.floating):
-                raise ValueError(f"weights[{index}] for layer {self.name!r}: dtype {array.dtype}, "
-                                 "expected a floating-point array")
-            converted.append(np.ascontiguousarray(array, dtype=self.dtype))
-        self._weights = converted
+        self._weights = checked_weights(self.name, weights, self._weight_shapes(), self.dtype)
 
     @property
     def weights(self) -> list:
@@ -174,6 +162,32 @@ class LSTM:
             input_masks = _stacked(self.get_dropout_mask_for_cell(step, True, count), count)
             recurrent_masks = _stacked(
                 self.get_recurrent_dropout_mask_for_cell(h0, True, count), count)
+        if self.target == "cudnn" and self._cudnn_runs(mask):
+            output, h, c = self._cudnn(self._weights, x, mask, h0, c0,
+                                       None if input_masks is None else input_masks[0], training)
+        else:
+            output, h, c = self._run_cpu(x, mask, h0, c0, input_masks, recurrent_masks)
+        if spec.stateful:
+            self._states = [h.copy(), c.copy()]
+        result = [output, h, c] if spec.return_state else output
+        self._record_activity_loss(result)
+        return result
+
+    def _cudnn_runs(self, mask) -> bool:
+        """Whether this call runs on cuDNN: not when its mask breaks cuDNN's rules ("auto")."""
+        why_not = cudnn_ineligible_reason(self.spec, mask)
+        if why_not is not None and self.spec.use_cudnn is True:
+            raise ValueError(f"use_cudnn=True for layer {self.name!r}, but cuDNN cannot run this "
+                             f"call: {why_not}; pass use_cudnn='auto' to run it on cpu")
+        if why_not is None and self._cudnn is None:
+            from lstmgen.cudnn.forward import CudnnForward
+
+            self._cudnn = CudnnForward(self.spec)
+        return why_not is None
+
+    def _run_cpu(self, x, mask, h0, c0, input_masks, recurrent_masks) -> tuple:
+        spec = self.spec
+        n_batch, n_time = (x.shape[1], x.shape[0]) if spec.time_major else x.shape[:2]
         training_variant = input_masks is not None or recurrent_masks is not None
         function, params = self._entry(n_time if spec.unroll else None, mask is not None,
                                        training_variant)
@@ -184,12 +198,7 @@ class LSTM:
                   "chunks": max(1, min(numba.get_num_threads(), n_batch))}
         with single_threaded_blas():
             function(*(values[p] for p in params))
-        output, h, c = values["output"], values["h"], values["c"]
-        if spec.stateful:
-            self._states = [h.copy(), c.copy()]
-        result = [output, h, c] if spec.return_state else output
-        self._record_activity_loss(result)
-        return result
+        return values["output"], values["h"], values["c"]
 
     def get_dropout_mask_for_cell(self, inputs, training, count=1):
         """The input dropout mask for a step input `inputs` ([N, C]), as tf.keras's cells get it.
@@ -241,7 +250,7 @@ class LSTM:
         found = self._entries.get((unrolled_steps, masked, training))
         if found is None:
             spec = self.spec if unrolled_steps is None else self.spec.replace(timesteps=unrolled_steps)
-            key = VariantKey.from_spec(spec, self.target)
+            key = VariantKey.from_spec(spec, "cpu")  # the only target with generated code
             entry = next(e for e in entry_points(key) if e.masked == masked and e.training == training)
             found = (getattr(VARIANTS.get(key), entry.name + "_into"), entry.into_params)
             self._entries[(unrolled_steps, masked, training)] = found
@@ -338,7 +347,7 @@ class LSTM:
 
     def explain(self) -> str:
         """Which target runs this layer, and why."""
-        return explain(self.spec, self._requested_target)
+        return explain(self.spec, self._requested_target, self._cudnn_unavailable)
 
     def get_initial_state(self, inputs) -> list:
         """The zero [h, c], each [N, H] in the layer's dtype, for a batch like `inputs`."""
@@ -368,12 +377,39 @@ _SPEC_PROPERTIES = (
     "zero_output_for_mask")
 
 
-def _spec_property(name: str) -> property:
+def checked_weights(name: str, weights: list, shapes: list, dtype) -> list:
+    """`weights` as contiguous arrays of `dtype`, after checking their count, shapes and kinds."""
+    if len(weights) != len(shapes):
+        raise ValueError(f"weights for layer {name!r}: got {len(weights)} arrays, expected "
+                         f"{len(shapes)} with shapes {shapes}")
+    converted = []
+    for index, (value, shape) in enumerate(zip(weights, shapes)):
+        array = np.asarray(value)
+        if array.shape != shape:
+            raise ValueError(f"weights[{index}] for layer {name!r}: shape {array.shape}, "
+                             f"expected {shape}")
+        if not np.issubdtype(array.dtype, np.floating):
+            raise ValueError(f"weights[{index}] for layer {name!r}: dtype {array.dtype}, "
+                             "expected a floating-point array")
+        converted.append(np.ascontiguousarray(array, dtype=dtype))
+    return converted
+
+
+def spec_property(name: str) -> property:
     return property(lambda self: getattr(self.spec, name), doc=f"`{name}` as constructed (read-only).")
 
 
 for _name in _SPEC_PROPERTIES:
-    setattr(LSTM, _name, _spec_property(_name))
+    setattr(LSTM, _name, spec_property(_name))
+
+
+def _probe_cudnn(spec: LSTMSpec, target: str):
+    """Why this process cannot use cuDNN, looked for only when cuDNN could run `spec`."""
+    if target not in ("auto", "cudnn") or spec.use_cudnn is False or cudnn_ineligible_reason(spec):
+        return NOT_PROBED
+    from lstmgen.cudnn.library import unavailable_reason
+
+    return unavailable_reason()
 
 
 def _stacked(masks, count: int):

@@ -6,12 +6,17 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
+
 from lstmgen.spec import LSTMSpec
 
-# Every target lstmgen knows, and those this build can generate code for, best first.
+# Every target lstmgen knows, and those this build can run, best first. cudnn generates no
+# module: a layer drives cuDNN at run time, where a GPU and cuDNN 9 are found.
 KNOWN_TARGETS = ("cpu", "cuda", "cudnn")
-TARGETS = ("cpu",)
+TARGETS = ("cudnn", "cpu")
 REQUESTABLE = ("auto",) + KNOWN_TARGETS
+# What callers that did not look for a GPU and cuDNN (lowering does no I/O) pass as the reason.
+NOT_PROBED = "not looked for: only a layer (or `lstmgen explain`) looks for a GPU and cuDNN 9"
 
 
 @dataclass(frozen=True)
@@ -83,27 +88,74 @@ class TargetChoice:
     reasons: tuple
 
 
-def unsupported_reason(target: str, spec: LSTMSpec) -> Optional[str]:
-    """Why `target` cannot run `spec`, or None when it can. Shared by choice, explain and tests."""
-    if target not in TARGETS:
-        return f"target {target!r} is not available in this build (available: {', '.join(TARGETS)})"
+def cudnn_ineligible_reason(spec: LSTMSpec, mask=None) -> Optional[str]:
+    """Why cuDNN cannot compute `spec` (on this call's `mask [N, T]`, when given), or None.
+
+    The seed's rules (Keras's): tanh, sigmoid, no recurrent dropout, no unroll, a bias, and a
+    mask strictly right-padded with no empty row; plus, as Keras 3 applies input dropout before
+    cuDNN, input dropout only as the one mask that implementation=2 draws.
+    """
+    rules = (
+        (spec.activation == "tanh", f"activation={spec.activation!r} (cuDNN computes tanh)"),
+        (spec.recurrent_activation == "sigmoid",
+         f"recurrent_activation={spec.recurrent_activation!r} (cuDNN computes sigmoid)"),
+        (spec.recurrent_dropout == 0, f"recurrent_dropout={spec.recurrent_dropout} (must be 0)"),
+        (not spec.unroll, "unroll=True"),
+        (spec.use_bias, "use_bias=False"),
+        (spec.dropout == 0 or spec.dropout_mask_count == 1,
+         "dropout with implementation=1 draws one input mask per gate, which cuDNN cannot apply"),
+    )
+    for ok, why in rules:
+        if not ok:
+            return why
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        lengths = mask.sum(axis=1)
+        if not np.array_equal(mask, np.arange(mask.shape[1]) < lengths[:, None]):
+            return "the mask is not strictly right-padded"
+        if (lengths == 0).any():
+            return "the mask has a fully masked sample (cuDNN rejects empty sequences)"
     return None
 
 
-def is_supported(target: str, spec: LSTMSpec) -> bool:
-    return unsupported_reason(target, spec) is None
+def unsupported_reason(target: str, spec: LSTMSpec, cudnn_unavailable: Optional[str] = NOT_PROBED
+                       ) -> Optional[str]:
+    """Why `target` cannot run `spec`, or None when it can. Shared by choice, explain and tests.
+
+    `cudnn_unavailable` is why this process cannot use cuDNN (no GPU, no library), or None.
+    """
+    if target not in TARGETS:
+        return f"target {target!r} is not available in this build (available: {', '.join(TARGETS)})"
+    if target == "cudnn":
+        return cudnn_ineligible_reason(spec) or cudnn_unavailable
+    return None
 
 
-def choose_target(spec: LSTMSpec, requested: str = "auto") -> TargetChoice:
+def is_supported(target: str, spec: LSTMSpec, cudnn_unavailable: Optional[str] = NOT_PROBED) -> bool:
+    return unsupported_reason(target, spec, cudnn_unavailable) is None
+
+
+def choose_target(spec: LSTMSpec, requested: str = "auto",
+                  cudnn_unavailable: Optional[str] = NOT_PROBED) -> TargetChoice:
+    """The target that runs `spec`; Keras 3's use_cudnn: True demands cuDNN, False forbids it."""
     if requested not in REQUESTABLE:
         raise ValueError(f"target={requested!r}: must be one of {', '.join(REQUESTABLE)}")
     if spec.use_cudnn is True:
-        raise ValueError(f"use_cudnn=True for {spec!r}: no cuDNN target is available in this "
-                         "build; pass use_cudnn='auto' to run on another target")
-    candidates = TARGETS if requested == "auto" else (requested,)
+        if requested not in ("auto", "cudnn"):
+            raise ValueError(f"use_cudnn=True for {spec!r} contradicts target={requested!r}")
+        why_not = unsupported_reason("cudnn", spec, cudnn_unavailable)
+        if why_not is not None:
+            raise ValueError(f"use_cudnn=True for {spec!r}, but cuDNN cannot run it: {why_not}; "
+                             "pass use_cudnn='auto' to run on another target")
+    if spec.use_cudnn is False and requested == "cudnn":
+        raise ValueError(f"use_cudnn=False for {spec!r} contradicts target='cudnn'")
+    if requested != "auto":
+        candidates = (requested,)
+    else:
+        candidates = tuple(t for t in TARGETS if t != "cudnn" or spec.use_cudnn is not False)
     reasons = []
     for target in candidates:
-        why_not = unsupported_reason(target, spec)
+        why_not = unsupported_reason(target, spec, cudnn_unavailable)
         if why_not is None:
             how = "requested" if requested != "auto" else "the best available target for this spec"
             reasons.append(f"{target}: chosen, {how}")
@@ -112,10 +164,15 @@ def choose_target(spec: LSTMSpec, requested: str = "auto") -> TargetChoice:
     raise ValueError(f"no target can run {spec!r}: " + "; ".join(reasons))
 
 
-def explain(spec: LSTMSpec, requested: str = "auto") -> str:
-    choice = choose_target(spec, requested)
+def explain(spec: LSTMSpec, requested: str = "auto",
+            cudnn_unavailable: Optional[str] = NOT_PROBED) -> str:
+    choice = choose_target(spec, requested, cudnn_unavailable)
     lines = [f"{spec!r} runs on target {choice.target!r}."]
     lines += [f"  {reason}" for reason in choice.reasons]
-    if spec.use_cudnn == "auto":
-        lines.append("  cudnn: not available in this build, so use_cudnn='auto' falls back")
+    if choice.target == "cudnn":
+        lines.append("  a call whose mask is not strictly right-padded, or has a fully masked "
+                     "sample, runs on cpu" + (" (use_cudnn=True: it raises ValueError)"
+                                              if spec.use_cudnn is True else ""))
+    elif spec.use_cudnn == "auto" and requested == "auto":
+        lines.append(f"  use_cudnn='auto' falls back to {choice.target} (the cudnn line says why)")
     return "\n".join(lines)

@@ -1,0 +1,76 @@
+"""The one cuDNN eligibility predicate (plan.cudnn_ineligible_reason), target choice, and use_cudnn.
+
+Keras 3's use_cudnn: True on a configuration cuDNN cannot run raises ValueError naming why;
+"auto" falls back and explain() says why; False never uses cuDNN. Without a GPU every layer
+runs on the CPU target, as before the cuDNN path existed.
+"""
+
+import numpy as np
+import pytest
+
+import lstmgen
+from lstmgen.lower.plan import NOT_PROBED, choose_target, cudnn_ineligible_reason, explain
+from lstmgen.spec import LSTMSpec
+
+RIGHT_PADDED = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0]], bool)
+
+TABLE = [
+    (dict(), None, None),
+    (dict(dropout=0.3), None, None),
+    (dict(dtype="float64", go_backwards=True, stateful=True, time_major=True,
+          return_sequences=True, return_state=True, zero_output_for_mask=True), None, None),
+    (dict(activation="relu"), None, "activation='relu'"),
+    (dict(recurrent_activation="hard_sigmoid"), None, "recurrent_activation='hard_sigmoid'"),
+    (dict(recurrent_dropout=0.2), None, "recurrent_dropout=0.2"),
+    (dict(unroll=True), None, "unroll=True"),
+    (dict(use_bias=False), None, "use_bias=False"),
+    (dict(dropout=0.3, implementation=1), None, "one input mask per gate"),
+    (dict(), RIGHT_PADDED, None),
+    (dict(), np.array([[1, 0, 1], [1, 1, 1], [1, 1, 1]], bool), "not strictly right-padded"),
+    (dict(), np.array([[0, 1, 1], [1, 1, 1], [1, 1, 1]], bool), "not strictly right-padded"),
+    (dict(), np.array([[0, 0, 0], [1, 1, 1], [1, 1, 1]], bool), "fully masked"),
+]
+
+
+@pytest.mark.parametrize("kwargs, mask, why", TABLE)
+def test_eligibility_table(kwargs, mask, why):
+    reason = cudnn_ineligible_reason(LSTMSpec(4, **kwargs), mask)
+    assert reason is None if why is None else why in reason
+
+
+def test_cudnn_is_chosen_only_where_a_gpu_and_the_library_are_found():
+    spec = LSTMSpec(4)
+    assert choose_target(spec).target == "cpu"  # not looked for
+    assert choose_target(spec, cudnn_unavailable="no GPU").target == "cpu"
+    assert choose_target(spec, cudnn_unavailable=None).target == "cudnn"
+    assert choose_target(spec.replace(activation="relu"), cudnn_unavailable=None).target == "cpu"
+    assert choose_target(spec.replace(use_cudnn=False), cudnn_unavailable=None).target == "cpu"
+    assert choose_target(spec, "cpu", cudnn_unavailable=None).target == "cpu"
+
+
+def test_use_cudnn_true_on_an_ineligible_spec_raises_naming_why():
+    with pytest.raises(ValueError, match="use_cudnn=True.*activation='relu'"):
+        choose_target(LSTMSpec(4, activation="relu", use_cudnn=True), cudnn_unavailable=None)
+    with pytest.raises(ValueError, match="use_cudnn=True.*no GPU"):
+        choose_target(LSTMSpec(4, use_cudnn=True), cudnn_unavailable="no GPU")
+    with pytest.raises(ValueError, match="contradicts target='cpu'"):
+        choose_target(LSTMSpec(4, use_cudnn=True), "cpu", cudnn_unavailable=None)
+    with pytest.raises(ValueError, match="contradicts target='cudnn'"):
+        choose_target(LSTMSpec(4, use_cudnn=False), "cudnn", cudnn_unavailable=None)
+    assert choose_target(LSTMSpec(4, use_cudnn=True), cudnn_unavailable=None).target == "cudnn"
+
+
+def test_explain_says_why_auto_falls_back():
+    text = explain(LSTMSpec(4, recurrent_dropout=0.5), cudnn_unavailable=None)
+    assert "cudnn: recurrent_dropout=0.5" in text and "falls back to cpu" in text
+    assert NOT_PROBED in explain(LSTMSpec(4))
+    assert "right-padded" in explain(LSTMSpec(4), cudnn_unavailable=None)
+    assert "cudnn:" not in explain(LSTMSpec(4, use_cudnn=False), cudnn_unavailable=None)
+
+
+def test_without_a_gpu_layers_run_on_cpu_and_use_cudnn_true_raises():
+    layer = lstmgen.LSTM(3)
+    assert layer.target == "cpu" and "cudnn: " in layer.explain()
+    layer(np.ones((2, 3, 4), "float32"), mask=np.array([[1, 0, 1], [1, 1, 1]], bool))
+    with pytest.raises(ValueError, match="use_cudnn=True"):
+        lstmgen.LSTM(3, use_cudnn=True)

@@ -1,0 +1,64 @@
+"""The host side of the cuDNN path: cuDNN's padded answer turned into Keras's, without a GPU.
+
+A NumPy stand-in for cudnnRNNForward (the reference run on each sample's valid prefix, y
+zero-filled past it, the final states of that prefix) goes through to_cudnn / from_cudnn, and
+the result must equal the reference with the right-padded mask, for every flag that changes it.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from lstmgen import reference
+from lstmgen.cudnn.sequences import from_cudnn, lengths_from_mask, to_cudnn
+from lstmgen.spec import LSTMSpec
+
+N, T, C, H = 4, 6, 3, 5
+LENGTHS = np.array([6, 1, 3, 5], np.int32)
+
+
+def _fake_cudnn(spec, kernel, recurrent, bias, x, lengths, h0, c0):
+    """What cuDNN returns for padded batch-major x [N, T, C]: y [N, T, H], hy, cy."""
+    plain = LSTMSpec(spec.units, return_sequences=True, return_state=True)
+    y = np.zeros((len(lengths), x.shape[1], spec.units))
+    hy, cy = np.empty((len(lengths), spec.units)), np.empty((len(lengths), spec.units))
+    for n, length in enumerate(lengths):
+        out, h, c = reference.forward(plain, kernel, recurrent, bias, x[n:n + 1, :length],
+                                      initial_state=[h0[n:n + 1], c0[n:n + 1]])
+        y[n, :length], hy[n], cy[n] = out[0], h[0], c[0]
+    return y, hy, cy
+
+
+FLAGS = list(itertools.product([False, True], repeat=4))
+
+
+@pytest.mark.parametrize("go_backwards, zero_output_for_mask, return_sequences, time_major", FLAGS)
+def test_padded_cudnn_outputs_become_keras_masked_outputs(go_backwards, zero_output_for_mask,
+                                                          return_sequences, time_major):
+    spec = LSTMSpec(H, go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask,
+                    return_sequences=return_sequences, time_major=time_major, return_state=True)
+    rng = np.random.default_rng(7)
+    kernel, recurrent, bias = (rng.normal(size=s) for s in ((C, 4 * H), (H, 4 * H), (4 * H,)))
+    x = rng.normal(size=(T, N, C) if time_major else (N, T, C))
+    h0, c0 = rng.normal(size=(N, H)), rng.normal(size=(N, H))
+    mask = np.arange(T) < LENGTHS[:, None]
+    lengths = lengths_from_mask(mask, N, T)
+    y, hy, cy = _fake_cudnn(spec, kernel, recurrent, bias, to_cudnn(spec, x, lengths), lengths, h0, c0)
+    expected = reference.forward(spec, kernel, recurrent, bias, x, mask=mask,
+                                 initial_state=[h0, c0])
+    got = [from_cudnn(spec, y, hy, lengths), hy, cy]
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+def test_lengths_without_a_mask_are_the_full_sequence():
+    assert lengths_from_mask(None, 3, 7).tolist() == [7, 7, 7]
+    assert lengths_from_mask(np.array([[1, 1, 0], [1, 0, 0]], bool), 2, 3).dtype == np.int32
+
+
+def test_go_backwards_reverses_each_sample_within_its_length():
+    spec = LSTMSpec(1, go_backwards=True)
+    x = np.arange(2 * 4, dtype=float).reshape(2, 4, 1)
+    out = to_cudnn(spec, x, np.array([4, 2], np.int32))[..., 0]
+    assert out[0].tolist() == [3, 2, 1, 0] and out[1, :2].tolist() == [5, 4]
