@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmgen.interop.gates import keras_to_onnx, keras_to_torch
+from lstmgen.batch_threads import set_num_threads
 from lstmgen.runtime import LSTM
 
 
@@ -88,7 +89,8 @@ class Problem:
         return np.where(self.mask[:, :, None], y, 0)
 
 
-def run_lstmgen(problem: Problem):
+def run_lstmgen(problem: Problem, threads: int):
+    set_num_threads(threads)
     case = problem.case
     layer = LSTM(case.units, return_sequences=True, return_state=True, dtype=case.dtype,
                  go_backwards=case.go_backwards, zero_output_for_mask=True)
@@ -183,7 +185,7 @@ def sgemm_rate(repeats: int = 7) -> float:
 
 def bench_case(case: Case, threads: int, repeats: int, rounds: int) -> dict:
     problem = Problem(case, np.random.default_rng(zlib.crc32(case.name.encode())))
-    runners = {"lstmgen": lambda: run_lstmgen(problem),
+    runners = {"lstmgen": lambda: run_lstmgen(problem, threads),
                "onnxruntime": lambda: run_onnxruntime(problem, threads),
                "torch": lambda: run_torch(problem, threads)}
     row = {"case": asdict(case), "gflop": flops(case) / 1e9, "results": {}, "notes": []}
@@ -276,8 +278,8 @@ def chart(report: dict, path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="lstmgen bench", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="intra-op threads of the peers; lstmgen's BLAS follows "
-                             "OPENBLAS_NUM_THREADS (default: every core, like this option)")
+                        help="threads of every implementation: lstmgen.set_num_threads and the "
+                             "peers' intra-op threads (default: every core)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all implementations")
     parser.add_argument("--cases", nargs="*", default=[c.name for c in CASES],

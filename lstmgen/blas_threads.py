@@ -1,6 +1,6 @@
 """Keep BLAS single-threaded while a generated kernel runs.
 
-The whole-sequence kernels split the batch across Numba's threads and call BLAS from each; BLAS
+The layer runs parts of the batch on several threads (batch_threads), each calling BLAS; BLAS
 threads on top of those oversubscribe the cores (measured 8-16x slower on 2 cores).
 """
 

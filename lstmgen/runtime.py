@@ -1,11 +1,11 @@
 """The Keras-like LSTM layer: owns weights, states and dropout RNG, picks the target, runs variants."""
 
-import numba
 import numpy as np
 
+from lstmgen import batch_threads
 from lstmgen.blas_threads import single_threaded_blas
 from lstmgen.cache import VARIANTS
-from lstmgen.lower.cpu import entry_points
+from lstmgen.lower.cpu import batch_axis, entry_points
 from lstmgen.lower.plan import NOT_PROBED, VariantKey, choose_target, cudnn_ineligible_reason, explain
 from lstmgen.spec import LSTMSpec
 
@@ -32,7 +32,7 @@ class LSTM:
         # Scratch of the last call's shape (zx [N*T, 4H], zh [N, 4H]), reused while it repeats.
         self._scratch_shape = None
         self._scratch = ()
-        # (unrolled length, masked, training) -> (generated function, its parameter names).
+        # (unrolled length, masked, training) -> (generated function, its parameter names, batch axes).
         self._entries = {}
 
     @property
@@ -189,15 +189,14 @@ class LSTM:
         spec = self.spec
         n_batch, n_time = (x.shape[1], x.shape[0]) if spec.time_major else x.shape[:2]
         training_variant = input_masks is not None or recurrent_masks is not None
-        function, params = self._entry(n_time if spec.unroll else None, mask is not None,
-                                       training_variant)
+        function, params, axes = self._entry(n_time if spec.unroll else None, mask is not None,
+                                             training_variant)
         values = {"x": x, "h0": h0, "c0": c0, "mask": mask, **self._buffers(n_batch, n_time),
                   "input_masks": input_masks, "recurrent_masks": recurrent_masks,
                   "kernel": self._weights[0], "recurrent_kernel": self._weights[1],
-                  "bias": self._weights[2] if spec.use_bias else None,
-                  "chunks": max(1, min(numba.get_num_threads(), n_batch))}
+                  "bias": self._weights[2] if spec.use_bias else None}
         with single_threaded_blas():
-            function(*(values[p] for p in params))
+            batch_threads.run(function, [values[p] for p in params], axes, n_batch, n_time)
         return values["output"], values["h"], values["c"]
 
     def get_dropout_mask_for_cell(self, inputs, training, count=1):
@@ -252,7 +251,8 @@ class LSTM:
             spec = self.spec if unrolled_steps is None else self.spec.replace(timesteps=unrolled_steps)
             key = VariantKey.from_spec(spec, "cpu")  # the only target with generated code
             entry = next(e for e in entry_points(key) if e.masked == masked and e.training == training)
-            found = (getattr(VARIANTS.get(key), entry.name + "_into"), entry.into_params)
+            found = (getattr(VARIANTS.get(key), entry.name + "_into"), entry.into_params,
+                     [batch_axis(p, key) for p in entry.into_params])
             self._entries[(unrolled_steps, masked, training)] = found
         return found
 

@@ -407,29 +407,6 @@ def test_generated_functions_callable_from_user_njit():
                    "float64")
 
 
-@pytest.mark.parametrize("time_major, return_sequences, masked",
-                         [(False, True, False), (True, True, True), (False, False, True), (True, False, False)])
-def test_batch_chunks_give_the_same_answer(time_major, return_sequences, masked):
-    """Every split of the batch into parallel chunks, uneven and with empty chunks, is exact."""
-    units, input_dim, n_batch, n_time = 4, 3, 5, 6
-    spec = LSTMSpec(units, input_dim=input_dim, dtype="float64", time_major=time_major,
-                    return_sequences=return_sequences, return_state=True)
-    module = VARIANTS.get(VariantKey.from_spec(spec, "cpu"))
-    forward = module.forward_masked if masked else module.forward
-    rng = np.random.default_rng(11)
-    weights = random_weights(rng, input_dim, units, "float64")
-    x = rng.normal(size=(n_time, n_batch, input_dim) if time_major else (n_batch, n_time, input_dim))
-    h0, c0 = (rng.normal(size=(n_batch, units)) for _ in range(2))
-    mask = rng.random((n_batch, n_time)) < 0.6
-    mask[2] = False  # a fully masked row
-    expected = reference.forward(spec, *weights, x, mask=mask if masked else None, initial_state=[h0, c0])
-    for chunks in (1, 2, 3, n_batch, n_batch + 2):
-        result = forward(x, *weights, h0, c0, *((mask,) if masked else ()), chunks)
-        assert_matches(list(result), expected, "float64")
-    with pytest.raises(ValueError, match="chunks"):
-        forward(x, *weights, h0, c0, *((mask,) if masked else ()), 0)
-
-
 def test_second_layer_with_same_spec_hits_memory_cache():
     rng = np.random.default_rng(2)
     weights = random_weights(rng, 2, 3, "float32")

@@ -202,10 +202,8 @@ def test_entry_points_and_their_parameters(rendered):
     for name, (key, _, tree) in rendered.items():
         funcs = _functions(tree)
         for ep in cpu.entry_points(key):
-            assert tuple(a.arg for a in funcs[ep.name].args.args) == ep.params + ("chunks",), (name, ep.name)
+            assert tuple(a.arg for a in funcs[ep.name].args.args) == ep.params, (name, ep.name)
             assert tuple(a.arg for a in funcs[ep.name + "_into"].args.args) == ep.into_params
-            assert ep.into_params[-1] == "chunks"
-            assert tuple(a.arg for a in funcs[f"_{ep.name}_rows"].args.args) == ep.rows_params
         assert {"forward", "forward_masked", "step", "step_masked", "_project"} <= set(funcs)
         expected = {"forward", "forward_masked"}
         if key.input_mask_count or key.recurrent_mask_count:
@@ -227,18 +225,18 @@ def test_dropout_variants_carry_only_the_masks_they_use(rendered):
     _, source, tree = rendered["dropout"]
     funcs = _functions(tree)
     assert "_project_dropped" in funcs and "_recurrent_dropped" not in funcs
-    assert [a.arg for a in funcs["forward_train"].args.args][-2:] == ["input_masks", "chunks"]
+    assert [a.arg for a in funcs["forward_train"].args.args][-1] == "input_masks"
     assert _constants(tree)["INPUT_MASK_COUNT"] == 1
     assert _constants(rendered["dropout_impl1"][2])["INPUT_MASK_COUNT"] == 4
     _, source, tree = rendered["recurrent_dropout"]
     funcs = _functions(tree)
     assert "_recurrent_dropped" in funcs and "_project_dropped" not in funcs
     # recurrent_dropout switches Keras to implementation 1, which draws no input masks without dropout.
-    assert [a.arg for a in funcs["forward_train"].args.args][-2:] == ["recurrent_masks", "chunks"]
+    assert [a.arg for a in funcs["forward_train"].args.args][-1] == "recurrent_masks"
     _, _, tree = rendered["both_dropouts"]
     consts = _constants(tree)
     assert (consts["INPUT_MASK_COUNT"], consts["RECURRENT_MASK_COUNT"]) == (4, 4)
-    assert [a.arg for a in _functions(tree)["forward_train_masked"].args.args][-4:-1] == \
+    assert [a.arg for a in _functions(tree)["forward_train_masked"].args.args][-3:] == \
         ["mask", "input_masks", "recurrent_masks"]
 
 
@@ -253,11 +251,11 @@ def test_use_bias_false_has_no_bias_anywhere(rendered):
 
 def test_loop_variants_index_forwards_or_backwards(rendered):
     _, source, tree = rendered["go_backwards"]
-    forward = ast.unparse(_functions(tree)["_forward_rows"])
+    forward = ast.unparse(_functions(tree)["forward_into"])
     assert "for s in range(n_time)" in forward and "_advance_forward(s, n_time - 1 - s," in forward
     _, source, tree = rendered["default"]
     assert "n_time - 1 - s" not in source
-    forward = ast.unparse(_functions(tree)["_forward_rows"])
+    forward = ast.unparse(_functions(tree)["forward_into"])
     assert "for s in range(n_time)" in forward and "_advance_forward(s, s," in forward
 
 
@@ -276,22 +274,22 @@ def test_unroll_writes_straight_line_code(rendered):
     _, _, tree = rendered["unroll"]
     funcs = _functions(tree)
     for name in ("forward", "forward_masked"):
-        body = ast.unparse(funcs[f"_{name}_rows"])
+        body = ast.unparse(funcs[name + "_into"])
         assert "for s in range(n_time)" not in body
-        assert not _time_loops(funcs[f"_{name}_rows"])
-        assert _advance_steps(funcs[f"_{name}_rows"], f"_advance_{name}", False) == [(0, 0), (1, 1), (2, 2), (3, 3)]
+        assert not _time_loops(funcs[name + "_into"])
+        assert _advance_steps(funcs[name + "_into"], f"_advance_{name}", False) == [(0, 0), (1, 1), (2, 2), (3, 3)]
         assert "n_time != TIMESTEPS" in body
 
     _, _, tree = rendered["unroll_backwards"]
     funcs = _functions(tree)
-    assert _advance_steps(funcs["_forward_rows"], "_advance_forward", False) == [(3, 0), (2, 1), (1, 2), (0, 3)]
-    assert _advance_steps(funcs["_forward_masked_rows"], "_advance_forward_masked", False) == [(3, 0), (2, 1), (1, 2), (0, 3)]
+    assert _advance_steps(funcs["forward_into"], "_advance_forward", False) == [(3, 0), (2, 1), (1, 2), (0, 3)]
+    assert _advance_steps(funcs["forward_masked_into"], "_advance_forward_masked", False) == [(3, 0), (2, 1), (1, 2), (0, 3)]
 
     _, _, tree = rendered["unroll_time_major_dropout"]
     funcs = _functions(tree)
     for name in ("forward", "forward_masked", "forward_train", "forward_train_masked"):
-        assert _advance_steps(funcs[f"_{name}_rows"], f"_advance_{name}", True) == [(0, 0), (1, 1), (2, 2)]
-        assert not _time_loops(funcs[f"_{name}_rows"])
+        assert _advance_steps(funcs[name + "_into"], f"_advance_{name}", True) == [(0, 0), (1, 1), (2, 2)]
+        assert not _time_loops(funcs[name + "_into"])
 
 
 def test_layout_and_output_variants(rendered):
@@ -303,7 +301,7 @@ def test_layout_and_output_variants(rendered):
     assert "np.empty((n_batch, n_time, UNITS), DTYPE)" in ast.unparse(bm["forward"])
     last = _functions(rendered["default"][2])
     assert "np.empty((n_batch, UNITS), DTYPE)" in ast.unparse(last["forward"])
-    assert "_zero_row(output[n])" in ast.unparse(last["_forward_rows"])
+    assert "_zero_row(output[n])" in ast.unparse(last["forward_into"])
     zero = ast.unparse(_functions(rendered["zero_output_for_mask"][2])["_advance_forward_masked"])
     assert "_zero_row(output[n])" in zero
     held = ast.unparse(_functions(rendered["default"][2])["_advance_forward_masked"])

@@ -11,7 +11,6 @@ TEMPLATE = "cpu/lstm.py.j2"
 
 # Buffers a `<entry point>_into` function writes: scratch zx [N*T, 4H] and zh [N, 4H], then
 # the results output, h and c. The runtime owns them; `<entry point>` allocates them.
-# `_into` takes one more argument, `chunks`: how many parts of the batch run in parallel.
 BUFFERS = ("zx", "zh", "output", "h", "c")
 
 
@@ -23,32 +22,25 @@ class EntryPoint:
     masked: bool
     training: bool
     params: tuple  # input argument names, in order; `_into` adds BUFFERS
-    row_args: tuple  # per rows_params entry, the expression selecting batch rows lo:hi of it
-
-    @property
-    def rows_params(self) -> tuple:
-        """Parameters of the per-chunk worker: the inputs and BUFFERS (row_args fills them)."""
-        return self.params + BUFFERS
 
     @property
     def into_params(self) -> tuple:
-        return self.rows_params + ("chunks",)
+        return self.params + BUFFERS
 
 
-def row_selection(param: str, key: VariantKey) -> str:
-    """The slice of `param` that holds batch rows lo:hi (weights are shared by every row).
+# Where each `_into` argument keeps its batch rows, so that a caller can run parts of the batch
+# separately: an axis, ZX_ROWS for zx (row n owns its T consecutive rows within the part), or
+# None for weights, which every row shares.
+ZX_ROWS = "zx rows"
 
-    zx [N*T, 4H] is filled by each chunk's own input projection: rows lo:hi own the contiguous
-    block of (hi - lo) * T rows starting at lo * T.
-    """
+
+def batch_axis(param: str, key: VariantKey):
     if param in ("kernel", "recurrent_kernel", "bias"):
-        return param
+        return None
     if param == "zx":
-        return "zx[lo * n_time:hi * n_time]"
+        return ZX_ROWS
     time_leading = key.time_major and (param == "x" or (param == "output" and key.return_sequences))
-    if time_leading or param in ("input_masks", "recurrent_masks"):
-        return f"{param}[:, lo:hi]"
-    return f"{param}[lo:hi]"
+    return 1 if time_leading or param in ("input_masks", "recurrent_masks") else 0
 
 
 @dataclass(frozen=True)
@@ -99,8 +91,7 @@ def entry_points(key: VariantKey) -> tuple:
             if training:
                 params += (("input_masks",) if key.input_mask_count else ())
                 params += (("recurrent_masks",) if key.recurrent_mask_count else ())
-            rows = tuple(row_selection(p, key) for p in params + BUFFERS)
-            points.append(EntryPoint(name, masked, training, params, rows))
+            points.append(EntryPoint(name, masked, training, params))
     return tuple(points)
 
 

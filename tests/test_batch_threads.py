@@ -1,0 +1,73 @@
+"""The CPU target runs parts of the batch on several threads and gets the one-thread answer."""
+
+import numpy as np
+import pytest
+
+import lstmgen
+from lstmgen import batch_threads, reference
+
+
+@pytest.fixture
+def threads():
+    before = lstmgen.get_num_threads()
+    yield lstmgen.set_num_threads
+    lstmgen.set_num_threads(before)
+
+
+@pytest.mark.parametrize("time_major, return_sequences, masked, training", [
+    (False, True, False, False), (True, True, True, False), (False, False, True, True),
+    (True, False, False, True)])
+def test_every_split_of_the_batch_gives_the_reference_answer(threads, time_major, return_sequences,
+                                                              masked, training):
+    units, input_dim, n_batch, n_time = 4, 3, 7, 5
+    rng = np.random.default_rng(3)
+    layer = lstmgen.LSTM(units, dtype="float64", time_major=time_major, return_state=True,
+                         return_sequences=return_sequences, dropout=0.3 if training else 0.0,
+                         recurrent_dropout=0.2 if training else 0.0, seed=5)
+    x = rng.normal(size=(n_time, n_batch, input_dim) if time_major else (n_batch, n_time, input_dim))
+    mask = rng.random((n_batch, n_time)) < 0.6 if masked else None
+    if masked:
+        mask[1] = False  # a fully masked row
+    initial = [rng.normal(size=(n_batch, units)) for _ in range(2)]
+    layer.build(x.shape)
+    for count in (1, 2, 3, 4, 16):
+        threads(count)
+        result = layer(x, mask=mask, training=training, initial_state=initial)
+        dropout = {}
+        if training:
+            step = np.empty((n_batch, input_dim))
+            dropout = {"input_masks": layer.get_dropout_mask_for_cell(step, True, 4),
+                       "recurrent_masks": layer.get_recurrent_dropout_mask_for_cell(initial[0], True, 4)}
+        expected = reference.forward(layer.spec, *layer.get_weights(), x, mask=mask,
+                                     initial_state=initial, **dropout)
+        for got, want in zip(result, expected):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=f"{count} threads")
+
+
+def test_parts_keep_at_least_two_rows_each(threads):
+    threads(4)
+    assert [batch_threads.parts(n) for n in (1, 2, 3, 4, 5, 8, 100)] == [1, 1, 1, 2, 2, 4, 4]
+    threads(1)
+    assert batch_threads.parts(100) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_rejects_what_is_not_a_positive_int(bad):
+    with pytest.raises(ValueError, match="threads="):
+        lstmgen.set_num_threads(bad)
+
+
+def test_an_error_in_any_part_reaches_the_caller_after_every_part_ended(threads):
+    threads(3)
+    finished = []
+
+    def function(rows):
+        if rows[0] == 2:  # the second part, run by a worker thread
+            raise RuntimeError("part failed")
+        finished.append(rows[0])
+
+    with pytest.raises(RuntimeError, match="part failed"):
+        batch_threads.run(function, [np.arange(6)], [0], n_batch=6, n_time=1)
+    assert sorted(finished) == [0, 4]
+    batch_threads.run(function, [np.arange(1)], [0], n_batch=1, n_time=1)  # workers still serve
+    assert finished[-1] == 0
