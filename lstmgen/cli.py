@@ -8,7 +8,8 @@ from importlib import metadata
 from pathlib import Path
 
 from lstmgen.errors import SpecError
-from lstmgen.lower.plan import KNOWN_TARGETS, REQUESTABLE, TARGETS, VariantKey, choose_target, explain
+from lstmgen.lower.plan import (CUDA_NOT_PROBED, KNOWN_TARGETS, REQUESTABLE, TARGETS, VariantKey,
+                                choose_target, explain)
 from lstmgen.spec import LSTMSpec
 from lstmgen.version import GENERATOR_VERSION
 
@@ -38,7 +39,8 @@ def load_spec(path: str) -> LSTMSpec:
 def compile_spec(spec: LSTMSpec, output: Path, target: str) -> Path:
     from lstmgen.render import generate  # Jinja only for the commands that render
 
-    choice = choose_target(spec, target)
+    # Generating CUDA code needs no GPU; "auto" does not look for one and picks cpu.
+    choice = choose_target(spec, target, None if target == "cuda" else CUDA_NOT_PROBED)
     return generate(VariantKey.from_spec(spec, choice.target), output)
 
 
@@ -52,8 +54,16 @@ def info() -> str:
     lines.append("targets:")
     for target in KNOWN_TARGETS:
         state = "available" if target in TARGETS else "not available in this build"
+        if target == "cuda":
+            state += f" (not here: {_cuda_unavailable()})" if _cuda_unavailable() else " (a GPU is here)"
         lines.append(f"  {target}: {state}")
     return "\n".join(lines)
+
+
+def _cuda_unavailable():
+    from lstmgen.cuda_runtime import unavailable_reason
+
+    return unavailable_reason()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,7 +94,7 @@ def main(argv=None) -> int:
             for path in args.spec:
                 print(compile_spec(load_spec(path), Path(args.output), args.target))
         elif args.command == "explain":
-            print(explain(load_spec(args.spec), args.target))
+            print(explain(load_spec(args.spec), args.target, _cuda_unavailable()))
         else:
             print(info())
     except (UsageError, ValueError) as err:

@@ -4,7 +4,7 @@ import numpy as np
 
 from lstmgen.cache import VARIANTS
 from lstmgen.lower.cpu import entry_points
-from lstmgen.lower.plan import VariantKey, choose_target, explain
+from lstmgen.lower.plan import CUDA_NOT_PROBED, VariantKey, choose_target, explain
 from lstmgen.reference import draw_dropout_masks
 from lstmgen.spec import LSTMSpec
 
@@ -18,7 +18,9 @@ class LSTM:
     def __init__(self, units, target="auto", name="lstm", **kwargs):
         self.spec = LSTMSpec(units, **kwargs)
         self.name = name
-        self.target = choose_target(self.spec, target).target
+        self._cuda_unavailable = _probe_cuda(target)
+        self.target = choose_target(self.spec, target, self._cuda_unavailable).target
+        self._cuda = None  # lstmgen.cuda_runtime.CudaRunner, made by the first call on cuda
         self._requested_target = target
         self._weights = None
         self._states = None
@@ -115,7 +117,7 @@ class LSTM:
     @property
     def states(self) -> list:
         """[h, c] of a stateful layer ([None, None] before its batch size is known or when not stateful)."""
-        return [s.copy() for s in self._states] if self._states is not None else [None, None]
+        return [_host_copy(s) for s in self._states] if self._states is not None else [None, None]
 
     def reset_states(self, states=None) -> None:
         """Zeros, or the given arrays (one or a list of two [N, H]), as tf.keras does."""
@@ -147,6 +149,12 @@ class LSTM:
 
     def __call__(self, inputs, mask=None, training=False, initial_state=None):
         """Run the layer. Returns `output`, or `[output, h, c]` with return_state."""
+        if self.target == "cuda":
+            if self._cuda is None:
+                from lstmgen.cuda_runtime import CudaRunner
+
+                self._cuda = CudaRunner(self)
+            return self._cuda(inputs, mask, training, initial_state)
         x = self._check_inputs(inputs)
         if not self.built:
             self.build(x.shape)
@@ -284,7 +292,7 @@ class LSTM:
 
     def explain(self) -> str:
         """Which target runs this layer, and why."""
-        return explain(self.spec, self._requested_target)
+        return explain(self.spec, self._requested_target, self._cuda_unavailable)
 
     def get_initial_state(self, inputs) -> list:
         """The zero [h, c], each [N, H] in the layer's dtype, for a batch like `inputs`."""
@@ -320,6 +328,19 @@ def _spec_property(name: str) -> property:
 
 for _name in _SPEC_PROPERTIES:
     setattr(LSTM, _name, _spec_property(_name))
+
+
+def _probe_cuda(target: str):
+    """Why CUDA kernels cannot run here; looked for only when the target may be cuda."""
+    if target not in ("auto", "cuda"):
+        return CUDA_NOT_PROBED
+    from lstmgen.cuda_runtime import unavailable_reason
+
+    return unavailable_reason()
+
+
+def _host_copy(array):
+    return array.copy_to_host() if hasattr(array, "copy_to_host") else array.copy()
 
 
 def _as(array, dtype):

@@ -10,8 +10,11 @@ from lstmgen.spec import LSTMSpec
 
 # Every target lstmgen knows, and those this build can generate code for, best first.
 KNOWN_TARGETS = ("cpu", "cuda", "cudnn")
-TARGETS = ("cpu",)
+TARGETS = ("cuda", "cpu")
 REQUESTABLE = ("auto",) + KNOWN_TARGETS
+# What callers that did not look for a GPU pass as `cuda_unavailable` (lowering does no I/O):
+# "auto" then never picks cuda. A layer and `lstmgen explain` look (lstmgen/cuda_runtime.py).
+CUDA_NOT_PROBED = "no GPU looked for (a layer or `lstmgen explain` looks)"
 
 
 @dataclass(frozen=True)
@@ -83,39 +86,62 @@ class TargetChoice:
     reasons: tuple
 
 
-def unsupported_reason(target: str, spec: LSTMSpec) -> Optional[str]:
-    """Why `target` cannot run `spec`, or None when it can. Shared by choice, explain and tests."""
-    if target not in TARGETS:
-        return f"target {target!r} is not available in this build (available: {', '.join(TARGETS)})"
+def cuda_uncovered_reason(spec: LSTMSpec) -> Optional[str]:
+    """Why the CUDA templates do not cover `spec`, or None."""
+    if spec.unroll:
+        return "unroll=True asks for straight-line code, which only the cpu template writes"
     return None
 
 
-def is_supported(target: str, spec: LSTMSpec) -> bool:
-    return unsupported_reason(target, spec) is None
+def unsupported_reason(target: str, spec: LSTMSpec, cuda_unavailable: Optional[str] = CUDA_NOT_PROBED
+                       ) -> Optional[str]:
+    """Why `target` cannot run `spec`, or None when it can. Shared by choice, explain and tests.
+
+    `cuda_unavailable` is why this process cannot launch CUDA kernels (no GPU, no numba-cuda), or
+    None when it can (or when only code is generated).
+    """
+    if target not in TARGETS:
+        return f"target {target!r} is not available in this build (available: {', '.join(TARGETS)})"
+    if target == "cuda":
+        return cuda_uncovered_reason(spec) or cuda_unavailable
+    return None
 
 
-def choose_target(spec: LSTMSpec, requested: str = "auto") -> TargetChoice:
+def is_supported(target: str, spec: LSTMSpec, cuda_unavailable: Optional[str] = CUDA_NOT_PROBED) -> bool:
+    return unsupported_reason(target, spec, cuda_unavailable) is None
+
+
+def choose_target(spec: LSTMSpec, requested: str = "auto",
+                  cuda_unavailable: Optional[str] = CUDA_NOT_PROBED) -> TargetChoice:
+    """The best supported target for "auto"; a requested target that cannot run raises ValueError."""
     if requested not in REQUESTABLE:
         raise ValueError(f"target={requested!r}: must be one of {', '.join(REQUESTABLE)}")
     if spec.use_cudnn is True:
         raise ValueError(f"use_cudnn=True for {spec!r}: no cuDNN target is available in this "
                          "build; pass use_cudnn='auto' to run on another target")
-    candidates = TARGETS if requested == "auto" else (requested,)
+    if requested != "auto":
+        why_not = unsupported_reason(requested, spec, cuda_unavailable)
+        if why_not is not None:
+            raise ValueError(f"target={requested!r} cannot run {spec!r}: {why_not}")
+        return TargetChoice(requested, (f"{requested}: chosen, requested",))
     reasons = []
-    for target in candidates:
-        why_not = unsupported_reason(target, spec)
+    for target in TARGETS:
+        why_not = unsupported_reason(target, spec, cuda_unavailable)
         if why_not is None:
-            how = "requested" if requested != "auto" else "the best available target for this spec"
-            reasons.append(f"{target}: chosen, {how}")
+            reasons.append(f"{target}: chosen, the best available target for this spec")
             return TargetChoice(target, tuple(reasons))
         reasons.append(f"{target}: {why_not}")
     raise ValueError(f"no target can run {spec!r}: " + "; ".join(reasons))
 
 
-def explain(spec: LSTMSpec, requested: str = "auto") -> str:
-    choice = choose_target(spec, requested)
+def explain(spec: LSTMSpec, requested: str = "auto", cuda_unavailable: Optional[str] = CUDA_NOT_PROBED) -> str:
+    choice = choose_target(spec, requested, cuda_unavailable)
     lines = [f"{spec!r} runs on target {choice.target!r}."]
     lines += [f"  {reason}" for reason in choice.reasons]
+    if choice.target == "cuda":
+        from lstmgen.lower.cuda import strategy_rule
+
+        lines.append(f"  cuda: {strategy_rule()}")
     if spec.use_cudnn == "auto":
         lines.append("  cudnn: not available in this build, so use_cudnn='auto' falls back")
     return "\n".join(lines)
