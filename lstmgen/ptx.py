@@ -8,8 +8,11 @@ argument types, not per architecture; their NVVM IR does not depend on it here (
 architecture-specific intrinsics), and each kernel's PTX is generated for the `cc` asked for.
 """
 
+import re
+import subprocess
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 _LOCK = threading.Lock()
@@ -42,3 +45,20 @@ def module_ptx(module: ModuleType, cc: tuple, kernels: bool = True) -> dict:
         for name, types in module.DEVICE_SIGNATURES.items():
             out[name] = cuda.compile_ptx(getattr(module, name).py_func, types, cc=cc, device=True)[0]
     return out
+
+
+def ptxas_resources(ptx: str, cc: tuple, scratch: Path) -> dict:
+    """registers, spill bytes (stores + loads), stack and static shared bytes of one kernel's PTX,
+    from `ptxas -v` (CUDA toolkit on PATH); `scratch` is a directory for its files."""
+    source = Path(scratch) / "kernel.ptx"
+    source.write_text(ptx)
+    # -c: the persistent kernels call libcudadevrt's grid barrier, linked only at load time.
+    result = subprocess.run(["ptxas", f"-arch=sm_{cc[0]}{cc[1]}", "-v", "-c", str(source),
+                             "-o", str(Path(scratch) / "kernel.o")], capture_output=True, text=True,
+                            check=True)
+    info = result.stderr
+    return {"registers": int(re.search(r"Used (\d+) registers", info).group(1)),
+            "spills": sum(int(v) for v in re.findall(r"(\d+) bytes spill (?:stores|loads)", info)),
+            "stack": int(re.search(r"(\d+) bytes stack frame", info).group(1)),
+            # Numba's shared arrays are module-scope .shared variables, which `ptxas -c` does not count.
+            "shared": sum(int(v) for v in re.findall(r"\.shared \.align \d+ \.b8 \w+\[(\d+)\]", ptx))}

@@ -8,7 +8,6 @@ checked through the exposed `step` device functions, which inline them.
 
 import re
 import shutil
-import subprocess
 
 import pytest
 
@@ -18,7 +17,7 @@ from lstmgen.lower.cuda import slice_units
 
 pytest.importorskip("numba_cuda")
 
-from lstmgen.ptx import module_ptx  # noqa: E402  (needs numba-cuda)
+from lstmgen.ptx import module_ptx, ptxas_resources  # noqa: E402  (needs numba-cuda)
 
 NAMES = sorted(ACTIVATIONS)
 ARCHS = ((8, 0), (9, 0))
@@ -75,20 +74,6 @@ def test_every_activation_compiles_in_the_step_device_functions(tmp_path, dtype,
         ptx = module_ptx(fresh_module(key, tmp_path), arch, kernels=False)
         assert set(ptx) == {"step", "step_masked"}
         assert all(f".target sm_{arch[0]}{arch[1]}" in text for text in ptx.values())
-
-
-def ptxas_resources(ptx: str, arch: tuple, tmp_path) -> dict:
-    """registers, spill bytes (stores + loads), stack bytes of one kernel, from `ptxas -v`."""
-    source = tmp_path / "kernel.ptx"
-    source.write_text(ptx)
-    # -c: the persistent kernels call libcudadevrt's grid barrier, linked only at load time.
-    result = subprocess.run(["ptxas", f"-arch=sm_{arch[0]}{arch[1]}", "-v", "-c", str(source),
-                             "-o", str(tmp_path / "kernel.o")], capture_output=True, text=True, check=True)
-    info = result.stderr
-    return {"registers": int(re.search(r"Used (\d+) registers", info).group(1)),
-            "spills": sum(int(v) for v in re.findall(r"(\d+) bytes spill (?:stores|loads)", info)),
-            "stack": int(re.search(r"(\d+) bytes stack frame", info).group(1)),
-            "shared": sum(int(v) for v in re.findall(r"\.shared \.align \d+ \.b8 \w+\[(\d+)\]", ptx))}
 
 
 @pytest.mark.skipif(shutil.which("ptxas") is None, reason="ptxas (CUDA toolkit) is not on PATH")
