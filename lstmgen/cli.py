@@ -7,8 +7,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from lstmgen.devices import unavailable
 from lstmgen.errors import SpecError
-from lstmgen.lower.plan import KNOWN_TARGETS, REQUESTABLE, TARGETS, VariantKey, choose_target, explain
+from lstmgen.lower.plan import (KNOWN_TARGETS, NOT_PROBED, REQUESTABLE, TARGETS, VariantKey,
+                                choose_target, explain)
 from lstmgen.spec import LSTMSpec
 from lstmgen.version import GENERATOR_VERSION
 
@@ -40,7 +42,8 @@ def compile_spec(spec: LSTMSpec, output: Path, target: str) -> Path:
 
     if target == "cudnn":
         raise UsageError("target 'cudnn' generates no module: a layer drives cuDNN at run time")
-    choice = choose_target(spec, target)
+    # Generating CUDA code needs no GPU; "auto" does not look for one and picks cpu.
+    choice = choose_target(spec, target, {**NOT_PROBED, "cuda": None} if target == "cuda" else NOT_PROBED)
     return generate(VariantKey.from_spec(spec, choice.target), output)
 
 
@@ -54,11 +57,9 @@ def info() -> str:
     lines.append("targets:")
     for target in KNOWN_TARGETS:
         state = "available" if target in TARGETS else "not available in this build"
-        if target == "cudnn":
-            from lstmgen.cudnn.library import unavailable_reason
-
-            why_not = unavailable_reason()
-            state = f"built, but cannot run here: {why_not}" if why_not else "available"
+        why_not = unavailable().get(target)
+        if target in TARGETS and why_not:
+            state = f"built, but cannot run here: {why_not}"
         lines.append(f"  {target}: {state}")
     return "\n".join(lines)
 
@@ -91,9 +92,7 @@ def main(argv=None) -> int:
             for path in args.spec:
                 print(compile_spec(load_spec(path), Path(args.output), args.target))
         elif args.command == "explain":
-            from lstmgen.cudnn.library import unavailable_reason
-
-            print(explain(load_spec(args.spec), args.target, unavailable_reason()))
+            print(explain(load_spec(args.spec), args.target, unavailable()))
         else:
             print(info())
     except (UsageError, ValueError) as err:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import jinja2
 
-from lstmgen.lower import cpu
+from lstmgen.lower import cpu, cuda
 from lstmgen.lower.plan import VariantKey
 from lstmgen.sources import templates_digest, templates_dir
 
-_LOWERINGS = {"cpu": cpu}
+_LOWERINGS = {"cpu": cpu, "cuda": cuda}
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(templates_dir())),

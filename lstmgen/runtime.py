@@ -5,6 +5,7 @@ import numpy as np
 from lstmgen import batch_threads
 from lstmgen.blas_threads import single_threaded_blas
 from lstmgen.cache import VARIANTS
+from lstmgen.devices import unavailable
 from lstmgen.lower.cpu import batch_axis, entry_points
 from lstmgen.lower.plan import NOT_PROBED, VariantKey, choose_target, cudnn_ineligible_reason, explain
 from lstmgen.spec import LSTMSpec
@@ -19,9 +20,10 @@ class LSTM:
     def __init__(self, units, target="auto", name="lstm", **kwargs):
         self.spec = LSTMSpec(units, **kwargs)
         self.name = name
-        self._cudnn_unavailable = _probe_cudnn(self.spec, target)
-        self.target = choose_target(self.spec, target, self._cudnn_unavailable).target
+        self._unavailable = _probe_devices(self.spec, target)
+        self.target = choose_target(self.spec, target, self._unavailable).target
         self._cudnn = None  # the cuDNN forward pass, made by the first call that runs on cuDNN
+        self._cuda = None  # lstmgen.cuda_runtime.CudaRunner, made by the first call on cuda
         self._requested_target = target
         self._weights = None
         self._states = None
@@ -106,7 +108,7 @@ class LSTM:
     @property
     def states(self) -> list:
         """[h, c] of a stateful layer ([None, None] before its batch size is known or when not stateful)."""
-        return [s.copy() for s in self._states] if self._states is not None else [None, None]
+        return [_host_copy(s) for s in self._states] if self._states is not None else [None, None]
 
     def reset_states(self, states=None) -> None:
         """Zeros, or the given arrays (one or a list of two [N, H]), as tf.keras does."""
@@ -138,6 +140,12 @@ class LSTM:
 
     def __call__(self, inputs, mask=None, training=False, initial_state=None):
         """Run the layer. Returns `output`, or `[output, h, c]` with return_state."""
+        if self.target == "cuda":
+            if self._cuda is None:
+                from lstmgen.cuda_runtime import CudaRunner
+
+                self._cuda = CudaRunner(self)
+            return self._cuda(inputs, mask, training, initial_state)
         x = self._check_inputs(inputs)
         if not self.built:
             self.build(x.shape)
@@ -151,17 +159,7 @@ class LSTM:
         if spec.unroll and spec.timesteps not in (None, n_time):
             raise ValueError(f"inputs for layer {self.name!r}: {n_time} time steps, but the unrolled "
                              f"layer was made for timesteps={spec.timesteps}")
-        # Fresh masks each call, shared by its steps, drawn through the public getters so that
-        # they return afterwards exactly the masks this call used.
-        self.reset_dropout_mask()
-        self.reset_recurrent_dropout_mask()
-        input_masks = recurrent_masks = None
-        if training:
-            count = spec.dropout_mask_count
-            step = np.empty((n_batch, spec.input_dim), self.dtype)  # only its shape counts; T may be 0
-            input_masks = _stacked(self.get_dropout_mask_for_cell(step, True, count), count)
-            recurrent_masks = _stacked(
-                self.get_recurrent_dropout_mask_for_cell(h0, True, count), count)
+        input_masks, recurrent_masks = self._call_dropout_masks(n_batch, training)
         if self.target == "cudnn" and self._cudnn_runs(mask):
             output, h, c = self._cudnn(self._weights, x, mask, h0, c0,
                                        None if input_masks is None else input_masks[0], training)
@@ -198,6 +196,22 @@ class LSTM:
         with single_threaded_blas():
             batch_threads.run(function, [values[p] for p in params], axes, n_batch, n_time)
         return values["output"], values["h"], values["c"]
+
+    def _call_dropout_masks(self, n_batch: int, training) -> tuple:
+        """Fresh masks for one call, shared by its steps: ([K, N, C] or None, [K, N, H] or None).
+
+        Drawn through the public getters, so that they return afterwards exactly what the call used.
+        """
+        self.reset_dropout_mask()
+        self.reset_recurrent_dropout_mask()
+        if not training:
+            return None, None
+        count = self.spec.dropout_mask_count
+        # Only the shapes count (the inputs may have no time step, or live on a GPU).
+        step = np.empty((n_batch, self.spec.input_dim), self.dtype)
+        state = np.empty((n_batch, self.spec.units), self.dtype)
+        return (_stacked(self.get_dropout_mask_for_cell(step, True, count), count),
+                _stacked(self.get_recurrent_dropout_mask_for_cell(state, True, count), count))
 
     def get_dropout_mask_for_cell(self, inputs, training, count=1):
         """The input dropout mask for a step input `inputs` ([N, C]), as tf.keras's cells get it.
@@ -347,7 +361,7 @@ class LSTM:
 
     def explain(self) -> str:
         """Which target runs this layer, and why."""
-        return explain(self.spec, self._requested_target, self._cudnn_unavailable)
+        return explain(self.spec, self._requested_target, self._unavailable)
 
     def get_initial_state(self, inputs) -> list:
         """The zero [h, c], each [N, H] in the layer's dtype, for a batch like `inputs`."""
@@ -403,15 +417,17 @@ for _name in _SPEC_PROPERTIES:
     setattr(LSTM, _name, spec_property(_name))
 
 
-def _probe_cudnn(spec: LSTMSpec, target: str):
-    """Why this process cannot use cuDNN, looked for only when cuDNN could run `spec`."""
-    if target not in ("auto", "cudnn") or spec.use_cudnn is False or cudnn_ineligible_reason(spec):
+def _probe_devices(spec: LSTMSpec, target: str) -> dict:
+    """Why each device target cannot run here; looked for only when the layer might use one."""
+    if target == "cpu" or (target == "auto" and spec.unroll):  # unroll: neither device covers it
         return NOT_PROBED
-    from lstmgen.cudnn.library import unavailable_reason
-
-    return unavailable_reason()
+    return unavailable()
 
 
 def _stacked(masks, count: int):
     """A getter's mask or list of masks as one fresh, writable [K, N, features] array for the kernel."""
     return None if masks is None else np.array(masks).reshape(count, *np.shape(masks)[-2:])
+
+
+def _host_copy(array):
+    return array.copy_to_host() if hasattr(array, "copy_to_host") else array.copy()

@@ -38,34 +38,40 @@ def test_eligibility_table(kwargs, mask, why):
     assert reason is None if why is None else why in reason
 
 
+def only_cudnn(why_not):
+    """Availability where the cuda target cannot run and cuDNN can (None) or cannot (a reason)."""
+    return {"cuda": "no GPU for cuda kernels", "cudnn": why_not}
+
+
 def test_cudnn_is_chosen_only_where_a_gpu_and_the_library_are_found():
     spec = LSTMSpec(4)
     assert choose_target(spec).target == "cpu"  # not looked for
-    assert choose_target(spec, cudnn_unavailable="no GPU").target == "cpu"
-    assert choose_target(spec, cudnn_unavailable=None).target == "cudnn"
-    assert choose_target(spec.replace(activation="relu"), cudnn_unavailable=None).target == "cpu"
-    assert choose_target(spec.replace(use_cudnn=False), cudnn_unavailable=None).target == "cpu"
-    assert choose_target(spec, "cpu", cudnn_unavailable=None).target == "cpu"
+    assert choose_target(spec, unavailable=only_cudnn("no GPU")).target == "cpu"
+    assert choose_target(spec, unavailable=only_cudnn(None)).target == "cudnn"
+    assert choose_target(spec.replace(activation="relu"), unavailable=only_cudnn(None)).target == "cpu"
+    assert choose_target(spec.replace(use_cudnn=False), unavailable=only_cudnn(None)).target == "cpu"
+    assert choose_target(spec, "cpu", unavailable=only_cudnn(None)).target == "cpu"
 
 
 def test_use_cudnn_true_on_an_ineligible_spec_raises_naming_why():
     with pytest.raises(ValueError, match="use_cudnn=True.*activation='relu'"):
-        choose_target(LSTMSpec(4, activation="relu", use_cudnn=True), cudnn_unavailable=None)
+        choose_target(LSTMSpec(4, activation="relu", use_cudnn=True), unavailable=only_cudnn(None))
     with pytest.raises(ValueError, match="use_cudnn=True.*no GPU"):
-        choose_target(LSTMSpec(4, use_cudnn=True), cudnn_unavailable="no GPU")
+        choose_target(LSTMSpec(4, use_cudnn=True), unavailable=only_cudnn("no GPU"))
     with pytest.raises(ValueError, match="contradicts target='cpu'"):
-        choose_target(LSTMSpec(4, use_cudnn=True), "cpu", cudnn_unavailable=None)
+        choose_target(LSTMSpec(4, use_cudnn=True), "cpu", unavailable=only_cudnn(None))
     with pytest.raises(ValueError, match="contradicts target='cudnn'"):
-        choose_target(LSTMSpec(4, use_cudnn=False), "cudnn", cudnn_unavailable=None)
-    assert choose_target(LSTMSpec(4, use_cudnn=True), cudnn_unavailable=None).target == "cudnn"
+        choose_target(LSTMSpec(4, use_cudnn=False), "cudnn", unavailable=only_cudnn(None))
+    assert choose_target(LSTMSpec(4, use_cudnn=True), unavailable=only_cudnn(None)).target == "cudnn"
 
 
 def test_explain_says_why_auto_falls_back():
-    text = explain(LSTMSpec(4, recurrent_dropout=0.5), cudnn_unavailable=None)
+    text = explain(LSTMSpec(4, recurrent_dropout=0.5), unavailable=only_cudnn(None))
     assert "cudnn: recurrent_dropout=0.5" in text and "falls back to cpu" in text
-    assert NOT_PROBED in explain(LSTMSpec(4))
-    assert "right-padded" in explain(LSTMSpec(4), cudnn_unavailable=None)
-    assert "cudnn:" not in explain(LSTMSpec(4, use_cudnn=False), cudnn_unavailable=None)
+    assert NOT_PROBED["cudnn"] in explain(LSTMSpec(4))
+    assert "right-padded" in explain(LSTMSpec(4), unavailable=only_cudnn(None))
+    text = explain(LSTMSpec(4, use_cudnn=False), unavailable=only_cudnn(None))
+    assert "cudnn: use_cudnn=False" in text and "right-padded" not in text
 
 
 def test_without_a_gpu_layers_run_on_cpu_and_use_cudnn_true_raises():

@@ -50,7 +50,9 @@ class TimeStep:
 
 
 @dataclass(frozen=True)
-class CpuContext:
+class CommonContext:
+    """The fields every target's template takes (see common_fields)."""
+
     generator_version: str
     template: str
     spec_json: str
@@ -68,10 +70,14 @@ class CpuContext:
     go_backwards: bool
     return_sequences: bool
     zero_output_for_mask: bool
-    unrolled_steps: tuple  # TimeStep per step when unrolled, else empty
     timesteps_literal: str
     input_mask_count: int
     recurrent_mask_count: int
+
+
+@dataclass(frozen=True)
+class CpuContext(CommonContext):
+    unrolled_steps: tuple  # TimeStep per step when unrolled, else empty
     entry_points: tuple
     step_params: str
     step_masked_params: str
@@ -103,19 +109,15 @@ def activation_source(name: str, dtype: str) -> str:
     return activation.scalar_source
 
 
-def lower(key: VariantKey) -> CpuContext:
+def common_fields(key: VariantKey, template: str) -> dict:
+    """The context fields every target's template takes: header, sizes, activations, flags."""
     sources = [activation_source(key.activation, key.dtype),
                activation_source(key.recurrent_activation, key.dtype)]
     helpers = tuple((name, body) for name, body in sorted(SCALAR_HELPERS.items())
                     if any(name + "(" in s for s in sources))
-    steps = ()
-    if key.unrolled_timesteps is not None:
-        t = key.unrolled_timesteps
-        steps = tuple(TimeStep(s, t - 1 - s if key.go_backwards else s) for s in range(t))
-    step_params = ("x_t", "h", "c") + weight_params(key)
-    return CpuContext(
+    return dict(
         generator_version=GENERATOR_VERSION,
-        template=TEMPLATE,
+        template=template,
         spec_json=key.to_json(),
         spec_literal=repr(key.to_json()),
         spec_hash=key.hash,
@@ -131,10 +133,21 @@ def lower(key: VariantKey) -> CpuContext:
         go_backwards=key.go_backwards,
         return_sequences=key.return_sequences,
         zero_output_for_mask=key.zero_output_for_mask,
-        unrolled_steps=steps,
         timesteps_literal=repr(key.unrolled_timesteps),
         input_mask_count=key.input_mask_count,
         recurrent_mask_count=key.recurrent_mask_count,
+    )
+
+
+def lower(key: VariantKey) -> CpuContext:
+    steps = ()
+    if key.unrolled_timesteps is not None:
+        t = key.unrolled_timesteps
+        steps = tuple(TimeStep(s, t - 1 - s if key.go_backwards else s) for s in range(t))
+    step_params = ("x_t", "h", "c") + weight_params(key)
+    return CpuContext(
+        **common_fields(key, TEMPLATE),
+        unrolled_steps=steps,
         entry_points=entry_points(key),
         step_params=", ".join(step_params),
         step_masked_params=", ".join(step_params + ("mask_t",)),

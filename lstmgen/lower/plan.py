@@ -4,7 +4,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Optional
+from typing import Mapping, Optional
 
 import numpy as np
 
@@ -13,10 +13,13 @@ from lstmgen.spec import LSTMSpec
 # Every target lstmgen knows, and those this build can run, best first. cudnn generates no
 # module: a layer drives cuDNN at run time, where a GPU and cuDNN 9 are found.
 KNOWN_TARGETS = ("cpu", "cuda", "cudnn")
-TARGETS = ("cudnn", "cpu")
+TARGETS = ("cudnn", "cuda", "cpu")
 REQUESTABLE = ("auto",) + KNOWN_TARGETS
-# What callers that did not look for a GPU and cuDNN (lowering does no I/O) pass as the reason.
-NOT_PROBED = "not looked for: only a layer (or `lstmgen explain`) looks for a GPU and cuDNN 9"
+DEVICE_TARGETS = ("cuda", "cudnn")
+# Why each device target cannot run in this process, for callers that did not look (lowering
+# does no I/O): "auto" then picks neither. A layer and `lstmgen explain` look (lstmgen/devices.py).
+NOT_PROBED = {target: "not looked for: only a layer (or `lstmgen explain`) looks for a GPU"
+              for target in DEVICE_TARGETS}
 
 
 @dataclass(frozen=True)
@@ -118,55 +121,68 @@ def cudnn_ineligible_reason(spec: LSTMSpec, mask=None) -> Optional[str]:
     return None
 
 
-def unsupported_reason(target: str, spec: LSTMSpec, cudnn_unavailable: Optional[str] = NOT_PROBED
+def cuda_uncovered_reason(spec: LSTMSpec) -> Optional[str]:
+    """Why the CUDA templates do not cover `spec`, or None."""
+    if spec.unroll:
+        return "unroll=True asks for straight-line code, which only the cpu template writes"
+    return None
+
+
+def unsupported_reason(target: str, spec: LSTMSpec, unavailable: Mapping = NOT_PROBED
                        ) -> Optional[str]:
     """Why `target` cannot run `spec`, or None when it can. Shared by choice, explain and tests.
 
-    `cudnn_unavailable` is why this process cannot use cuDNN (no GPU, no library), or None.
+    `unavailable` maps each device target to why this process cannot use it (no GPU, no library),
+    or None where it can (or where code is only generated).
     """
     if target not in TARGETS:
         return f"target {target!r} is not available in this build (available: {', '.join(TARGETS)})"
     if target == "cudnn":
-        return cudnn_ineligible_reason(spec) or cudnn_unavailable
+        return cudnn_ineligible_reason(spec) or unavailable["cudnn"]
+    if target == "cuda":
+        return cuda_uncovered_reason(spec) or unavailable["cuda"]
     return None
 
 
-def is_supported(target: str, spec: LSTMSpec, cudnn_unavailable: Optional[str] = NOT_PROBED) -> bool:
-    return unsupported_reason(target, spec, cudnn_unavailable) is None
+def is_supported(target: str, spec: LSTMSpec, unavailable: Mapping = NOT_PROBED) -> bool:
+    return unsupported_reason(target, spec, unavailable) is None
 
 
 def choose_target(spec: LSTMSpec, requested: str = "auto",
-                  cudnn_unavailable: Optional[str] = NOT_PROBED) -> TargetChoice:
-    """The target that runs `spec`; Keras 3's use_cudnn: True demands cuDNN, False forbids it."""
+                  unavailable: Mapping = NOT_PROBED) -> TargetChoice:
+    """The target that runs `spec`: the first of TARGETS that can ("auto"), or the requested one
+    (ValueError when it cannot). Keras 3's use_cudnn: True demands cuDNN, False forbids it."""
     if requested not in REQUESTABLE:
         raise ValueError(f"target={requested!r}: must be one of {', '.join(REQUESTABLE)}")
     if spec.use_cudnn is True:
         if requested not in ("auto", "cudnn"):
             raise ValueError(f"use_cudnn=True for {spec!r} contradicts target={requested!r}")
-        why_not = unsupported_reason("cudnn", spec, cudnn_unavailable)
+        why_not = unsupported_reason("cudnn", spec, unavailable)
         if why_not is not None:
             raise ValueError(f"use_cudnn=True for {spec!r}, but cuDNN cannot run it: {why_not}; "
                              "pass use_cudnn='auto' to run on another target")
     if spec.use_cudnn is False and requested == "cudnn":
         raise ValueError(f"use_cudnn=False for {spec!r} contradicts target='cudnn'")
     if requested != "auto":
-        candidates = (requested,)
-    else:
-        candidates = tuple(t for t in TARGETS if t != "cudnn" or spec.use_cudnn is not False)
+        why_not = unsupported_reason(requested, spec, unavailable)
+        if why_not is not None:
+            raise ValueError(f"target={requested!r} cannot run {spec!r}: {why_not}")
+        return TargetChoice(requested, (f"{requested}: chosen, requested",))
     reasons = []
-    for target in candidates:
-        why_not = unsupported_reason(target, spec, cudnn_unavailable)
+    for target in TARGETS:
+        if target == "cudnn" and spec.use_cudnn is False:
+            reasons.append("cudnn: use_cudnn=False")
+            continue
+        why_not = unsupported_reason(target, spec, unavailable)
         if why_not is None:
-            how = "requested" if requested != "auto" else "the best available target for this spec"
-            reasons.append(f"{target}: chosen, {how}")
+            reasons.append(f"{target}: chosen, the best available target for this spec")
             return TargetChoice(target, tuple(reasons))
         reasons.append(f"{target}: {why_not}")
     raise ValueError(f"no target can run {spec!r}: " + "; ".join(reasons))
 
 
-def explain(spec: LSTMSpec, requested: str = "auto",
-            cudnn_unavailable: Optional[str] = NOT_PROBED) -> str:
-    choice = choose_target(spec, requested, cudnn_unavailable)
+def explain(spec: LSTMSpec, requested: str = "auto", unavailable: Mapping = NOT_PROBED) -> str:
+    choice = choose_target(spec, requested, unavailable)
     lines = [f"{spec!r} runs on target {choice.target!r}."]
     lines += [f"  {reason}" for reason in choice.reasons]
     if choice.target == "cudnn":
@@ -175,4 +191,8 @@ def explain(spec: LSTMSpec, requested: str = "auto",
                                               if spec.use_cudnn is True else ""))
     elif spec.use_cudnn == "auto" and requested == "auto":
         lines.append(f"  use_cudnn='auto' falls back to {choice.target} (the cudnn line says why)")
+    if choice.target == "cuda":
+        from lstmgen.lower.cuda import strategy_rule
+
+        lines.append(f"  cuda: {strategy_rule()}")
     return "\n".join(lines)

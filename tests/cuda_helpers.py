@@ -1,0 +1,29 @@
+"""Shared by the CUDA tests: fresh imports of generated CUDA modules, and spreads of variants."""
+
+from lstmgen.cache import import_module
+from lstmgen.lower.plan import VariantKey
+from lstmgen.render import generate
+from lstmgen.spec import LSTMSpec
+
+
+def cuda_key(units=3, input_dim=2, **kwargs) -> VariantKey:
+    return VariantKey.from_spec(LSTMSpec(units, input_dim=input_dim, **kwargs), "cuda")
+
+
+def fresh_module(key: VariantKey, directory):
+    """A new module object (new dispatchers, nothing compiled yet) for `key`."""
+    return import_module(generate(key, directory))
+
+
+def assert_close(actual, expected, dtype):
+    """float64 within 1e-12 of the float64 reference; float32 within 2e-5 relative (atol scaled
+    by the largest magnitude), as tests/test_cpu_target.py holds the CPU target."""
+    import numpy as np
+
+    actual = np.asarray(actual)
+    assert actual.dtype == np.dtype(dtype) and actual.shape == expected.shape, (actual.dtype, actual.shape)
+    if np.dtype(dtype) == np.float64:
+        np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
+    else:
+        scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+        np.testing.assert_allclose(actual, expected, rtol=2e-5, atol=2e-6 * scale)
