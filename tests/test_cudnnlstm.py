@@ -136,3 +136,19 @@ def test_losses_and_constraints_apply_to_cudnnlstms_own_weights():
     assert (layer.get_weights()[2] >= 0).all()
     np.testing.assert_array_equal(layer._lstm.get_weights()[2],
                                   cudnnlstm_to_lstm(*layer.get_weights())[2])
+
+
+def test_reset_states_with_arrays_and_its_documented_errors():
+    layer = lstmgen.CuDNNLSTM(H, stateful=True, name="enc")
+    layer.build((2, 3, C))
+    rng = np.random.default_rng(6)
+    h, c = rng.normal(size=(2, H)).astype("float32"), rng.normal(size=(2, H)).astype("float32")
+    layer.reset_states([h, c])
+    np.testing.assert_array_equal(layer.states[0], h)
+    np.testing.assert_array_equal(layer.states[1], c)
+    with pytest.raises(ValueError, match=r"'enc'.*expected shape=\(2, 4\) but found shape=\(3, 4\)"):
+        layer.reset_states([h[:1].repeat(3, 0), c])
+    with pytest.raises(ValueError, match=r"'enc'.*expected dtype=float32 but found dtype=float64"):
+        layer.reset_states([h.astype("float64"), c])
+    with pytest.raises(ValueError, match="'enc' expects 2 states"):
+        layer.reset_states([h])
