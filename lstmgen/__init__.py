@@ -2,10 +2,12 @@
 
 from lstmgen.batch_threads import get_num_threads, set_num_threads
 from lstmgen.cudnnlstm import CuDNNLSTM
-from lstmgen.errors import SpecError
+from lstmgen.errors import ModelImportError, SpecError
+from lstmgen.interop.keras import from_keras
+from lstmgen.interop.torch import TorchLSTM, from_torch
 from lstmgen.runtime import LSTM
 from lstmgen.spec import LSTMSpec
 from lstmgen.version import GENERATOR_VERSION as __version__
 
-__all__ = ["CuDNNLSTM", "LSTM", "LSTMSpec", "SpecError", "__version__", "get_num_threads",
-           "set_num_threads"]
+__all__ = ["CuDNNLSTM", "LSTM", "LSTMSpec", "ModelImportError", "SpecError", "TorchLSTM",
+           "__version__", "from_keras", "from_torch", "get_num_threads", "set_num_threads"]

@@ -15,3 +15,15 @@ class SpecError(ValueError):
     def within(self, context: str) -> "SpecError":
         """The same error, naming the spec or layer it came from."""
         return SpecError(self.field, self.value, self.allowed, context)
+
+
+class ModelImportError(ValueError):
+    """A model (file, Keras object or torch module) cannot be imported: names the source, the
+    layer (or None when the problem is the whole source) and the problem."""
+
+    def __init__(self, source: str, layer, problem: str):
+        self.source = source
+        self.layer = layer
+        self.problem = problem
+        where = f", layer {layer!r}" if layer is not None else ""
+        super().__init__(f"{source}{where}: {problem}")
