@@ -19,15 +19,22 @@ from lstmgen.lower.cpu import ZX_ROWS
 
 # Fewer rows per part measured slower: the recurrent product of one row costs nearly what two do.
 MIN_ROWS_PER_PART = 2
+# Pinning needs Linux's per-thread affinity; elsewhere threads float.
+_PINNING = hasattr(os, "sched_setaffinity")
+_CPUS = sorted(os.sched_getaffinity(0)) if _PINNING else list(range(os.cpu_count() or 1))
 
 _threads = None
 _workers = []
 _workers_lock = threading.Lock()
 
 
-# Pinning needs Linux's per-thread affinity; elsewhere threads float.
-_PINNING = hasattr(os, "sched_setaffinity")
-_CPUS = sorted(os.sched_getaffinity(0)) if _PINNING else list(range(os.cpu_count() or 1))
+def _forget_workers_after_fork() -> None:
+    """A forked child has none of the parent's threads: it starts its own when it needs them."""
+    global _workers, _workers_lock
+    _workers, _workers_lock = [], threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_workers_after_fork)
 
 
 def get_num_threads() -> int:
@@ -35,15 +42,21 @@ def get_num_threads() -> int:
     core this process may run on."""
     global _threads
     if _threads is None:
-        _threads = int(os.environ.get("LSTMGEN_NUM_THREADS") or len(_CPUS))
+        setting = os.environ.get("LSTMGEN_NUM_THREADS")
+        _threads = _checked(setting, "LSTMGEN_NUM_THREADS") if setting else len(_CPUS)
     return _threads
 
 
 def set_num_threads(threads: int) -> None:
     global _threads
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise ValueError(f"threads={threads!r}: expected a positive int")
-    _threads = threads
+    _threads = _checked(threads, "threads")
+
+
+def _checked(threads, name: str) -> int:
+    value = int(threads) if isinstance(threads, str) and threads.strip().isdigit() else threads
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}={threads!r}: expected a positive int")
+    return value
 
 
 def parts(n_batch: int) -> int:

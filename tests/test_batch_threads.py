@@ -1,5 +1,9 @@
 """The CPU target runs parts of the batch on several threads and gets the one-thread answer."""
 
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 
@@ -51,10 +55,42 @@ def test_parts_keep_at_least_two_rows_each(threads):
     assert batch_threads.parts(100) == 1
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, None])
 def test_set_num_threads_rejects_what_is_not_a_positive_int(bad):
     with pytest.raises(ValueError, match="threads="):
         lstmgen.set_num_threads(bad)
+
+
+@pytest.mark.parametrize("setting, expected", [("3", 3), ("0", None), ("two", None)])
+def test_the_environment_variable_is_read_and_checked(monkeypatch, threads, setting, expected):
+    monkeypatch.setattr(batch_threads, "_threads", None)
+    monkeypatch.setenv("LSTMGEN_NUM_THREADS", setting)
+    if expected is None:
+        with pytest.raises(ValueError, match=f"LSTMGEN_NUM_THREADS='{setting}'"):
+            lstmgen.get_num_threads()
+    else:
+        assert lstmgen.get_num_threads() == expected
+
+
+def test_a_forked_child_runs_parts_on_threads_of_its_own(threads):
+    threads(2)
+    layer = lstmgen.LSTM(3, dtype="float64", return_sequences=True)
+    x = np.random.default_rng(8).normal(size=(4, 5, 2))
+    expected = layer(x)  # starts the parent's worker thread
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: without its own workers this call would wait forever
+        ok = np.allclose(layer(x), expected, rtol=0, atol=0)
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 120
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail("the forked child's call did not return")
+        time.sleep(0.05)
+    assert os.read(read, 1) == b"1"
 
 
 def test_an_error_in_any_part_reaches_the_caller_after_every_part_ended(threads):
