@@ -19,6 +19,9 @@ from lstmgen.lower.cpu import ZX_ROWS
 
 # Fewer rows per part measured slower: the recurrent product of one row costs nearly what two do.
 MIN_ROWS_PER_PART = 2
+# Handing a part to a worker costs 50-100 us here; a part's multiply-adds must be worth more
+# (2**21 take ~70 us on one core).
+MIN_MULTIPLY_ADDS_PER_PART = 2 ** 21
 # Pinning needs Linux's per-thread affinity; elsewhere threads float.
 _PINNING = hasattr(os, "sched_setaffinity")
 _CPUS = sorted(os.sched_getaffinity(0)) if _PINNING else list(range(os.cpu_count() or 1))
@@ -59,8 +62,10 @@ def _checked(threads, name: str) -> int:
     return value
 
 
-def parts(n_batch: int) -> int:
-    return max(1, min(get_num_threads(), n_batch // MIN_ROWS_PER_PART))
+def parts(n_batch: int, multiply_adds: int) -> int:
+    """How many parts a call with `n_batch` rows and `multiply_adds` in all is split into."""
+    return max(1, min(get_num_threads(), n_batch // MIN_ROWS_PER_PART,
+                      multiply_adds // MIN_MULTIPLY_ADDS_PER_PART))
 
 
 class _Worker:
@@ -105,13 +110,13 @@ def _rows(value, axis, lo: int, hi: int, n_time: int):
     return value[:, lo:hi] if axis == 1 else value[lo:hi]
 
 
-def run(function, args: list, axes: list, n_batch: int, n_time: int) -> None:
-    """function(*args) with the batch split into parts(n_batch) parts run concurrently.
+def run(function, args: list, axes: list, n_batch: int, n_time: int, multiply_adds: int) -> None:
+    """function(*args) with the batch split into parts(...) parts run concurrently.
 
     axes[i] says where args[i] keeps its batch rows (lower.cpu.batch_axis). Callers on several
     threads at once take turns for the worker threads.
     """
-    count = parts(n_batch)
+    count = parts(n_batch, multiply_adds)
     if count == 1:
         function(*args)
         return

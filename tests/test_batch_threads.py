@@ -12,7 +12,9 @@ from lstmgen import batch_threads, reference
 
 
 @pytest.fixture
-def threads():
+def threads(monkeypatch):
+    """lstmgen.set_num_threads, restored afterwards; tiny test shapes are split like large ones."""
+    monkeypatch.setattr(batch_threads, "MIN_MULTIPLY_ADDS_PER_PART", 1)
     before = lstmgen.get_num_threads()
     yield lstmgen.set_num_threads
     lstmgen.set_num_threads(before)
@@ -48,11 +50,14 @@ def test_every_split_of_the_batch_gives_the_reference_answer(threads, time_major
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=f"{count} threads")
 
 
-def test_parts_keep_at_least_two_rows_each(threads):
+def test_parts_keep_at_least_two_rows_and_enough_work_each(threads):
     threads(4)
-    assert [batch_threads.parts(n) for n in (1, 2, 3, 4, 5, 8, 100)] == [1, 1, 1, 2, 2, 4, 4]
+    plenty = 2 ** 30
+    assert [batch_threads.parts(n, plenty) for n in (1, 2, 3, 4, 5, 8, 100)] == [1, 1, 1, 2, 2, 4, 4]
+    least = batch_threads.MIN_MULTIPLY_ADDS_PER_PART
+    assert [batch_threads.parts(100, w) for w in (0, least - 1, 2 * least, 3 * least - 1)] == [1, 1, 2, 2]
     threads(1)
-    assert batch_threads.parts(100) == 1
+    assert batch_threads.parts(100, plenty) == 1
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, None])
@@ -103,7 +108,7 @@ def test_an_error_in_any_part_reaches_the_caller_after_every_part_ended(threads)
         finished.append(rows[0])
 
     with pytest.raises(RuntimeError, match="part failed"):
-        batch_threads.run(function, [np.arange(6)], [0], n_batch=6, n_time=1)
+        batch_threads.run(function, [np.arange(6)], [0], n_batch=6, n_time=1, multiply_adds=2 ** 30)
     assert sorted(finished) == [0, 4]
-    batch_threads.run(function, [np.arange(1)], [0], n_batch=1, n_time=1)  # workers still serve
+    batch_threads.run(function, [np.arange(1)], [0], n_batch=1, n_time=1, multiply_adds=2 ** 30)
     assert finished[-1] == 0
