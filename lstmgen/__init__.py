@@ -10,4 +10,14 @@ from lstmgen.spec import LSTMSpec
 from lstmgen.version import GENERATOR_VERSION as __version__
 
 __all__ = ["CuDNNLSTM", "LSTM", "LSTMSpec", "ModelImportError", "SpecError", "TorchLSTM",
-           "__version__", "from_keras", "from_torch", "get_num_threads", "set_num_threads"]
+           "__version__", "from_keras", "from_torch", "get_num_threads", "onnx_backend",
+           "set_num_threads"]
+
+
+def __getattr__(name):
+    # onnx_backend subclasses onnx's Backend: import onnx only when it is asked for.
+    if name == "onnx_backend":
+        from lstmgen.interop.onnx_backend import OnnxBackend
+
+        return OnnxBackend
+    raise AttributeError(f"module 'lstmgen' has no attribute {name!r}")

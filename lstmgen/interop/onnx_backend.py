@@ -1,0 +1,237 @@
+"""ONNX graphs of LSTM nodes run by lstmgen: `OnnxBackend` (`lstmgen.onnx_backend`), an
+`onnx.backend.base.Backend` with `prepare(model)` → `OnnxRep` and `run_node(node, inputs)`.
+
+Covers what lstmgen's spec computes exactly today: direction forward or reverse, the default
+activations (Sigmoid, Tanh, Tanh), no clip, input_forget=0, no peepholes (P absent or all zeros),
+layout 0 and 1, B (its two halves summed), sequence_lens (a right-padded mask; Y zero past each
+length, Y_h / Y_c the state at the last valid step, as ONNX Runtime gives), initial_h / initial_c,
+float32 and float64. Anything else is refused by name (issue 6 grows the spec for it).
+Shapes (layout 0; layout 1 swaps the first two axes of X, Y, initial_h/c, Y_h/c): X [T, N, C],
+W [1, 4H, C], R [1, 4H, H], B [1, 8H], sequence_lens [N], initial_h/c [1, N, H], P [1, 3H];
+Y [T, 1, N, H], Y_h / Y_c [1, N, H]. ONNX gate order i, o, f, c (lstmgen.interop.gates).
+onnx is needed only by this module (the `onnx` extra).
+"""
+
+import numpy as np
+from onnx import ModelProto, NodeProto, helper, numpy_helper
+from onnx.backend.base import Backend, BackendRep, namedtupledict
+
+from lstmgen.errors import ModelImportError
+from lstmgen.interop.gates import onnx_to_keras
+from lstmgen.runtime import LSTM
+
+INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
+OUTPUTS = ("Y", "Y_h", "Y_c")
+ATTRIBUTES = ("activation_alpha", "activation_beta", "activations", "clip", "direction",
+              "hidden_size", "input_forget", "layout")
+_DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
+_DIRECTIONS = ("forward", "reverse")
+_DTYPES = (np.dtype("float32"), np.dtype("float64"))
+
+
+class OnnxBackend(Backend):
+    """Runs ONNX graphs made of LSTM nodes on lstmgen (CPU)."""
+
+    @classmethod
+    def supports_device(cls, device: str) -> bool:
+        return str(device).upper() == "CPU"
+
+    @classmethod
+    def prepare(cls, model, device="CPU", target="auto", **kwargs) -> "OnnxRep":
+        """Check every node of `model` (a ModelProto) now; `run` then computes its outputs."""
+        super().prepare(model, device, **kwargs)
+        if not isinstance(model, ModelProto):
+            raise TypeError(f"OnnxBackend.prepare: expected an onnx.ModelProto, got {type(model).__name__}")
+        return OnnxRep(model, target)
+
+    @classmethod
+    def run_node(cls, node, inputs, device="CPU", outputs_info=None, target="auto", **kwargs) -> tuple:
+        """The outputs of one LSTM `node` (its non-empty outputs, in order) for `inputs`: a dict by
+        input name, or a list with one entry per `node.input` (None for an absent one) or one per
+        present input."""
+        if not isinstance(node, NodeProto):
+            raise TypeError(f"OnnxBackend.run_node: expected an onnx.NodeProto, got {type(node).__name__}")
+        where = ("ONNX node", _node_name(node, 0))
+        present = [name for name in node.input if name]
+        if isinstance(inputs, dict):
+            values = dict(inputs)
+        elif len(inputs) == len(node.input):
+            values = {name: value for name, value in zip(node.input, inputs) if name}
+        elif len(inputs) == len(present):
+            values = dict(zip(present, inputs))
+        else:
+            raise ModelImportError(*where, f"{len(inputs)} inputs given; the node has "
+                                   f"{len(present)} ({', '.join(present)})")
+        lstm = OnnxLSTM(node, *where)
+        results = lstm.run(values, target)
+        return tuple(results[name] for name in node.output if name)
+
+
+class OnnxRep(BackendRep):
+    """A checked graph of LSTM nodes; `run(inputs)` → its graph outputs (a namedtupledict)."""
+
+    def __init__(self, model: ModelProto, target: str = "auto"):
+        graph = model.graph
+        self.source = f"ONNX graph {graph.name!r}"
+        self.target = target
+        self.constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        self.input_names = [v.name for v in graph.input if v.name not in self.constants]
+        self.output_names = [v.name for v in graph.output]
+        self.nodes = [OnnxLSTM(node, self.source, _node_name(node, k))
+                      for k, node in enumerate(graph.node)]
+
+    def run(self, inputs, **kwargs):
+        """`inputs`: one array per graph input (in order), or a dict by name."""
+        if isinstance(inputs, dict):
+            values = dict(inputs)
+        else:
+            inputs = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+            if len(inputs) != len(self.input_names):
+                raise ModelImportError(self.source, None, f"{len(inputs)} inputs given; the graph "
+                                       f"has {len(self.input_names)} ({', '.join(self.input_names)})")
+            values = dict(zip(self.input_names, inputs))
+        values = {**self.constants, **values}
+        for node in self.nodes:
+            values.update(node.run(values, self.target))
+        missing = [name for name in self.output_names if name not in values]
+        if missing:
+            raise ModelImportError(self.source, None, f"graph output {missing[0]!r} is computed by no node")
+        return namedtupledict("Outputs", self.output_names)(*[values[n] for n in self.output_names])
+
+
+class OnnxLSTM:
+    """One ONNX LSTM node, its attributes checked against what lstmgen computes exactly."""
+
+    def __init__(self, node: NodeProto, source: str, name: str):
+        self.node, self.source, self.name = node, source, name
+        if node.op_type != "LSTM" or node.domain not in ("", "ai.onnx"):
+            self._refuse(f"op {node.domain + '.' if node.domain else ''}{node.op_type} is not supported "
+                         "(lstmgen runs graphs made of LSTM nodes)")
+        if len(node.input) > len(INPUTS) or len(node.output) > len(OUTPUTS):
+            self._refuse(f"{len(node.input)} inputs and {len(node.output)} outputs; LSTM has at "
+                         f"most {len(INPUTS)} and {len(OUTPUTS)}")
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        unknown = sorted(set(attrs) - set(ATTRIBUTES))
+        if unknown:
+            self._refuse(f"attribute {unknown[0]}={attrs[unknown[0]]!r} is not supported yet "
+                         f"(known: {', '.join(ATTRIBUTES)})")
+        self.direction = _text(attrs.get("direction", b"forward"))
+        if self.direction not in _DIRECTIONS:
+            self._refuse(f"attribute direction={self.direction!r} is not supported yet "
+                         f"(lstmgen runs {' or '.join(_DIRECTIONS)})")
+        activations = tuple(_text(a).lower() for a in attrs.get("activations", []))
+        if activations and activations != _DEFAULT_ACTIVATIONS:
+            self._refuse(f"attribute activations={[_text(a) for a in attrs['activations']]!r} is not "
+                         "supported yet (only the default Sigmoid, Tanh, Tanh)")
+        for key in ("activation_alpha", "activation_beta"):
+            if list(attrs.get(key, [])):
+                self._refuse(f"attribute {key}={list(attrs[key])!r} is not supported yet "
+                             "(the default activations take none)")
+        if "clip" in attrs:
+            self._refuse(f"attribute clip={attrs['clip']!r} is not supported yet (no clipping only)")
+        if attrs.get("input_forget", 0) != 0:
+            self._refuse(f"attribute input_forget={attrs['input_forget']!r} is not supported yet "
+                         "(input_forget=0 only)")
+        self.layout = attrs.get("layout", 0)
+        if self.layout not in (0, 1):
+            self._refuse(f"attribute layout={self.layout!r} is invalid (0 or 1)")
+        self.hidden_size = attrs.get("hidden_size")
+
+    def run(self, values: dict, target: str = "auto") -> dict:
+        """{output name: array} for the node's non-empty outputs, reading its inputs from `values`."""
+        given = {}
+        for role, name in zip(INPUTS, self.node.input):
+            if not name:
+                continue
+            if name not in values or values[name] is None:
+                self._refuse(f"input {role} ({name!r}) has no value")
+            given[role] = np.asarray(values[name])
+        for role in ("X", "W", "R"):
+            if role not in given:
+                self._refuse(f"input {role} is required")
+        y, y_h, y_c = self._compute(given, target)
+        computed = dict(zip(OUTPUTS, (y, y_h, y_c)))
+        return {name: computed[role] for role, name in zip(OUTPUTS, self.node.output) if name}
+
+    def _compute(self, given: dict, target: str) -> tuple:
+        x = given["X"]
+        if x.dtype not in _DTYPES:
+            self._refuse(f"input X has dtype {x.dtype}, which is not supported yet (float32 or float64)")
+        if x.ndim != 3:
+            self._refuse(f"input X has shape {x.shape}, expected 3 axes "
+                         f"({'[N, T, C]' if self.layout else '[T, N, C]'})")
+        n_time, n_batch = (x.shape[1], x.shape[0]) if self.layout else x.shape[:2]
+        n_in, units = x.shape[2], given["R"].shape[-1] if given["R"].ndim == 3 else None
+        if self.hidden_size is not None and units != self.hidden_size:
+            self._refuse(f"attribute hidden_size={self.hidden_size} does not match input R of "
+                         f"shape {given['R'].shape} (expected [1, {4 * self.hidden_size}, "
+                         f"{self.hidden_size}])")
+        units = self.hidden_size if self.hidden_size is not None else units
+        if units is None:
+            self._refuse(f"input R has shape {given['R'].shape}, expected [1, 4H, H]")
+        state_shape = (n_batch, 1, units) if self.layout else (1, n_batch, units)
+        shapes = {"W": (1, 4 * units, n_in), "R": (1, 4 * units, units), "B": (1, 8 * units),
+                  "sequence_lens": (n_batch,), "initial_h": state_shape, "initial_c": state_shape,
+                  "P": (1, 3 * units)}
+        for role, value in given.items():
+            if role == "X":
+                continue
+            if value.shape != shapes[role]:
+                if role in ("W", "R", "B", "initial_h", "initial_c", "P") and value.ndim >= 1 and \
+                        value.shape[self.layout if role.startswith("initial") else 0] == 2:
+                    self._refuse(f"input {role} has shape {value.shape}: two directions "
+                                 "(bidirectional) are not supported yet")
+                self._refuse(f"input {role} has shape {value.shape}, expected {shapes[role]} "
+                             f"(X {x.shape}, layout={self.layout}, hidden_size={units})")
+            if role != "sequence_lens" and value.dtype != x.dtype:
+                self._refuse(f"input {role} has dtype {value.dtype}, X has {x.dtype}: they must match")
+        if "P" in given and np.any(given["P"] != 0):
+            self._refuse(f"input P (peepholes) = {np.array2string(given['P'], threshold=6)} is not "
+                         "supported yet (P absent or all zeros only)")
+        kernel, recurrent_kernel, bias = onnx_to_keras(given["W"], given["R"], given.get("B"))
+        mask, lengths = self._mask(given.get("sequence_lens"), n_batch, n_time)
+        layer = LSTM(units, target=target, name=self.name, return_sequences=True, return_state=True,
+                     go_backwards=self.direction == "reverse", time_major=not self.layout,
+                     zero_output_for_mask=True, dtype=x.dtype.name)
+        layer.set_weights([kernel, recurrent_kernel, bias.astype(x.dtype)])
+        initial = None
+        if "initial_h" in given or "initial_c" in given:
+            zeros = np.zeros(state_shape, x.dtype)
+            initial = [given.get(k, zeros)[:, 0] if self.layout else given.get(k, zeros)[0]
+                       for k in ("initial_h", "initial_c")]
+        output, h, c = layer(x, mask=mask, initial_state=initial)
+        time_axis = 1 if self.layout else 0
+        if self.direction == "reverse":
+            output = np.flip(output, axis=time_axis)  # Keras gives go_backwards outputs last step first
+        if lengths is not None:
+            valid = np.arange(n_time)[None, :] < lengths[:, None]  # [N, T]
+            output = np.where((valid if self.layout else valid.T)[..., None], output, 0)
+        y = np.ascontiguousarray(np.expand_dims(output, 2 if self.layout else 1), dtype=x.dtype)
+        state_axis = 1 if self.layout else 0
+        return y, np.expand_dims(h, state_axis), np.expand_dims(c, state_axis)
+
+    def _mask(self, sequence_lens, n_batch: int, n_time: int) -> tuple:
+        """([N, T] right-padded mask or None, lengths [N] or None) from sequence_lens."""
+        if sequence_lens is None:
+            return None, None
+        if sequence_lens.dtype.kind not in "iu":
+            self._refuse(f"input sequence_lens has dtype {sequence_lens.dtype}, expected int32")
+        lengths = sequence_lens.astype(np.int64)
+        bad = (lengths < 1) | (lengths > n_time)
+        if np.any(bad):
+            self._refuse(f"input sequence_lens={lengths.tolist()}: each length must be in "
+                         f"[1, {n_time}] (a length of 0 is not supported yet)")
+        if np.all(lengths == n_time):
+            return None, None
+        return np.arange(n_time)[None, :] < lengths[:, None], lengths
+
+    def _refuse(self, problem: str):
+        raise ModelImportError(self.source, self.name, problem)
+
+
+def _node_name(node: NodeProto, index: int) -> str:
+    return node.name or f"#{index} ({node.op_type})"
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,243 @@
+"""`lstmgen.onnx_backend` against ONNX's own LSTM test cases, ONNX Runtime (layout 0) and
+`onnx.reference.ReferenceEvaluator` (layout 1, which ONNX Runtime rejects), and its refusals.
+
+Tolerances: float32 within rtol 1e-5, atol 1e-6; float64 within 1e-12.
+"""
+
+import functools
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
+from onnx.reference import ReferenceEvaluator
+
+import lstmgen
+
+ort = pytest.importorskip("onnxruntime")
+
+# ONNX's LSTM cases (onnx 1.23) and what lstmgen's spec cannot compute yet, by the refusal it gives.
+ONNX_CASES = {"test_lstm_defaults": None, "test_lstm_with_initial_bias": None,
+              "test_lstm_batchwise": None, "test_lstm_reverse": None,
+              "test_lstm_with_peepholes": "input P (peepholes)",
+              "test_lstm_bidirectional": "direction='bidirectional'"}
+C, N, T, H = 3, 4, 6, 5
+RANKS = {"X": 3, "W": 3, "R": 3, "B": 2, "sequence_lens": 1, "initial_h": 3, "initial_c": 3, "P": 2,
+         "Y": 4, "Y_h": 3, "Y_c": 3}
+
+
+def tolerance(dtype) -> dict:
+    return dict(rtol=1e-5, atol=1e-6) if np.dtype(dtype) == np.float32 else dict(rtol=1e-12, atol=1e-12)
+
+
+@functools.cache
+def onnx_cases() -> dict:
+    from onnx.backend.test.case import node
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # other ops' case generators overflow on purpose
+        return {case.name: case for case in node.collect_testcases(op_type="LSTM")}
+
+
+def test_onnx_cases_are_the_known_ones():
+    """A case added, renamed or dropped by onnx fails here until ONNX_CASES says what to expect."""
+    assert sorted(onnx_cases()) == sorted(ONNX_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(ONNX_CASES))
+def test_onnx_case(name):
+    case = onnx_cases()[name]
+    assert case.kind == "node" and case.data_sets
+    for inputs, expected in case.data_sets:
+        if ONNX_CASES[name] is not None:
+            with pytest.raises(lstmgen.ModelImportError, match="not supported yet") as error:
+                lstmgen.onnx_backend.prepare(case.model).run(inputs)
+            assert ONNX_CASES[name] in str(error.value)
+            continue
+        outputs = lstmgen.onnx_backend.prepare(case.model).run(inputs)
+        assert len(outputs) == len(expected)
+        for got, want in zip(outputs, expected):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_allclose(got, want, **tolerance(want.dtype))
+        node = case.model.graph.node[0]
+        by_node = lstmgen.onnx_backend.run_node(node, inputs)
+        for got, want in zip(by_node, expected):
+            np.testing.assert_allclose(got, want, **tolerance(want.dtype))
+
+
+def lstm_model(dtype, direction="forward", layout=0, present=("B", "sequence_lens", "initial_h",
+               "initial_c"), hidden=H, **attrs) -> onnx.ModelProto:
+    """A graph of one LSTM node whose every present input is a graph input."""
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    names = ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"]
+    used = [n if n in ("X", "W", "R") or n in present else "" for n in names]
+    while used[-1] == "":
+        used.pop()
+    node = helper.make_node("LSTM", used, ["Y", "Y_h", "Y_c"], name="lstm_under_test",
+                            hidden_size=hidden, direction=direction, layout=layout, **attrs)
+    graph = helper.make_graph(
+        [node], "lstm_graph",
+        [helper.make_tensor_value_info(n, TensorProto.INT32 if n == "sequence_lens" else elem,
+                                       [None] * RANKS[n]) for n in used if n],
+        [helper.make_tensor_value_info(n, elem, [None] * RANKS[n]) for n in ("Y", "Y_h", "Y_c")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+
+
+def lstm_inputs(rng, dtype, layout=0, present=("B", "sequence_lens", "initial_h", "initial_c"),
+                lengths=None) -> dict:
+    """Random inputs (never zeros) for `lstm_model`."""
+    def normal(*shape, scale=0.6):
+        return rng.normal(0, scale, shape).astype(dtype)
+
+    values = {"X": normal(*((N, T, C) if layout else (T, N, C)), scale=1.0),
+              "W": normal(1, 4 * H, C), "R": normal(1, 4 * H, H), "B": normal(1, 8 * H),
+              "sequence_lens": np.asarray(lengths if lengths is not None else rng.integers(1, T + 1, N),
+                                          np.int32),
+              "initial_h": normal(*((N, 1, H) if layout else (1, N, H))),
+              "initial_c": normal(*((N, 1, H) if layout else (1, N, H))), "P": normal(1, 3 * H)}
+    return {k: v for k, v in values.items() if k in ("X", "W", "R") or k in present}
+
+
+def run_ours(model, inputs: dict) -> tuple:
+    return tuple(lstmgen.onnx_backend.prepare(model).run(inputs))
+
+
+OPTIONAL = ("B", "sequence_lens", "initial_h", "initial_c")
+
+
+@settings(max_examples=24, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), direction=st.sampled_from(["forward", "reverse"]),
+       present=st.sets(st.sampled_from(OPTIONAL)))
+def test_against_onnx_runtime(seed, direction, present):
+    """float32 only: ONNX Runtime's LSTM "does not support double yet" (1.32)."""
+    dtype = "float32"
+    rng = np.random.default_rng(seed)
+    model = lstm_model(dtype, direction, present=present)
+    inputs = lstm_inputs(rng, dtype, present=present)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = session.run(None, inputs)
+    for got, want in zip(run_ours(model, inputs), expected):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, **tolerance(dtype))
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_sequence_lens_against_onnx_runtime(direction):
+    """Lengths from 1 to T in one batch: Y is zero past each length, Y_h / Y_c the last valid state."""
+    rng = np.random.default_rng(7 + len(direction))
+    model = lstm_model("float32", direction)
+    inputs = lstm_inputs(rng, "float32", lengths=[1, T, 3, T - 1])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = session.run(None, inputs)
+    got = run_ours(model, inputs)
+    for ours, want in zip(got, expected):
+        np.testing.assert_allclose(ours, want, **tolerance("float32"))
+    assert np.all(got[0][1:, :, 0] == 0) and np.all(got[0][:1, :, 0] != 0)
+
+
+@settings(max_examples=16, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), direction=st.sampled_from(["forward", "reverse"]),
+       present=st.sets(st.sampled_from(("B", "initial_h", "initial_c"))),
+       dtype=st.sampled_from(["float32", "float64"]), layout=st.sampled_from([0, 1]))
+def test_against_reference_evaluator(seed, direction, present, dtype, layout):
+    """Layout 1 (which ONNX Runtime rejects) and float64 (which it does not run)."""
+    rng = np.random.default_rng(seed)
+    model = lstm_model(dtype, direction, layout=layout, present=present)
+    inputs = lstm_inputs(rng, dtype, layout=layout, present=present)
+    expected = ReferenceEvaluator(model).run(None, inputs)
+    got = run_ours(model, inputs)
+    shapes = [(N, T, 1, H), (N, 1, H), (N, 1, H)] if layout else [(T, 1, N, H), (1, N, H), (1, N, H)]
+    assert [g.shape for g in got] == shapes
+    for ours, want in zip(got, expected):
+        np.testing.assert_allclose(ours, want.astype(dtype), **tolerance(dtype))
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_layout_1_sequence_lens_equals_layout_0(direction):
+    """The reference evaluator ignores sequence_lens; layout 0 (checked against ONNX Runtime) is the
+    oracle for layout 1 with lengths."""
+    rng = np.random.default_rng(11)
+    inputs0 = lstm_inputs(rng, "float64", lengths=[2, T, 1, 4])
+    inputs1 = {k: (np.swapaxes(v, 0, 1) if k in ("X", "initial_h", "initial_c") else v)
+               for k, v in inputs0.items()}
+    y0, h0, c0 = run_ours(lstm_model("float64", direction), inputs0)
+    y1, h1, c1 = run_ours(lstm_model("float64", direction, layout=1), inputs1)
+    np.testing.assert_array_equal(y1, np.transpose(y0, (2, 0, 1, 3)))
+    np.testing.assert_array_equal(h1, np.swapaxes(h0, 0, 1))
+    np.testing.assert_array_equal(c1, np.swapaxes(c0, 0, 1))
+
+
+def test_zero_peepholes_are_no_peepholes():
+    rng = np.random.default_rng(3)
+    present = OPTIONAL + ("P",)
+    inputs = lstm_inputs(rng, "float32", present=present)
+    inputs["P"] = np.zeros_like(inputs["P"])
+    with_p = run_ours(lstm_model("float32", present=present), inputs)
+    inputs.pop("P")
+    without = run_ours(lstm_model("float32"), inputs)
+    for a, b in zip(with_p, without):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_run_node_takes_a_list_with_absent_inputs():
+    rng = np.random.default_rng(5)
+    model = lstm_model("float32", present=("initial_h",))
+    inputs = lstm_inputs(rng, "float32", present=("initial_h",))
+    node = model.graph.node[0]
+    as_list = [inputs.get(name) if name else None for name in node.input]
+    by_node = lstmgen.onnx_backend.run_node(node, as_list)
+    for a, b in zip(by_node, run_ours(model, inputs)):
+        np.testing.assert_array_equal(a, b)
+
+
+REFUSED = [
+    (dict(direction="bidirectional"), {}, "direction='bidirectional'"),
+    (dict(activations=["Sigmoid", "Relu", "Tanh"]), {}, "activations=['Sigmoid', 'Relu', 'Tanh']"),
+    (dict(activations=["HardSigmoid", "Tanh", "Tanh"], activation_alpha=[0.3]), {}, "HardSigmoid"),
+    (dict(clip=2.5), {}, "clip=2.5"),
+    (dict(input_forget=1), {}, "input_forget=1"),
+    (dict(), {"P": None}, "input P (peepholes)"),
+    (dict(hidden=H + 1), {}, f"hidden_size={H + 1}"),
+    (dict(), {"X": "float16"}, "dtype float16"),
+    (dict(), {"sequence_lens": [0, T, 1, 2]}, "sequence_lens=[0, 6, 1, 2]"),
+]
+
+
+@pytest.mark.parametrize("attrs, change, words", REFUSED, ids=[w for _, _, w in REFUSED])
+def test_refusals_name_the_node_the_attribute_and_the_value(attrs, change, words):
+    rng = np.random.default_rng(13)
+    present = OPTIONAL + (("P",) if "P" in change else ())
+    direction = attrs.pop("direction", "forward")
+    hidden = attrs.pop("hidden", H)
+    dtype = change.get("X", "float32")
+    model = lstm_model(dtype, direction, present=present, hidden=hidden, **attrs)
+    inputs = lstm_inputs(rng, "float32", present=present,
+                         lengths=change.get("sequence_lens"))
+    inputs["X"] = inputs["X"].astype(dtype)
+    with pytest.raises(lstmgen.ModelImportError) as error:
+        run_ours(model, inputs)
+    message = str(error.value)
+    assert "'lstm_under_test'" in message and words in message, message
+    if "hidden_size" not in words:
+        assert "not supported yet" in message
+
+
+def test_other_ops_and_layouts_are_refused_at_prepare():
+    relu = helper.make_node("Relu", ["X"], ["Y"], name="act")
+    graph = helper.make_graph([relu], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2])])
+    with pytest.raises(lstmgen.ModelImportError, match=r"ONNX graph 'g', layer 'act': op Relu"):
+        lstmgen.onnx_backend.prepare(helper.make_model(graph))
+    with pytest.raises(lstmgen.ModelImportError, match=r"layer 'lstm_under_test': attribute layout=2"):
+        lstmgen.onnx_backend.prepare(lstm_model("float32", layout=2))
+
+
+def test_importing_lstmgen_does_not_import_onnx():
+    code = "import sys, lstmgen; assert 'onnx' not in sys.modules; lstmgen.onnx_backend; " \
+           "assert 'onnx' in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
