@@ -193,8 +193,8 @@ class LSTM:
                   "input_masks": input_masks, "recurrent_masks": recurrent_masks,
                   "kernel": self._weights[0], "recurrent_kernel": self._weights[1],
                   "bias": self._weights[2] if spec.use_bias else None}
+        multiply_adds = n_batch * n_time * 4 * spec.units * (spec.input_dim + spec.units)
         with single_threaded_blas():
-            multiply_adds = n_batch * n_time * 4 * spec.units * (spec.input_dim + spec.units)
             batch_threads.run(function, [values[p] for p in params], axes, n_batch, n_time,
                               multiply_adds)
         return values["output"], values["h"], values["c"]
