@@ -22,3 +22,16 @@ def test_single_threaded_inside_and_restored_after_even_on_error():
                 np.ones((4, 4)) @ np.ones((4, 4))
                 raise RuntimeError("a failing kernel")
         assert set(blas_threads()) == {2}
+
+
+def test_overlapping_calls_restore_the_setting_only_when_the_last_one_ends():
+    with single_threaded_blas():
+        pass
+    with threadpool_limits(2, user_api="blas"):
+        first, second = single_threaded_blas(), single_threaded_blas()
+        first.__enter__()
+        second.__enter__()  # another thread's call starting while the first runs
+        first.__exit__(None, None, None)
+        assert set(blas_threads()) == {1}, "the second call still runs"
+        second.__exit__(None, None, None)
+        assert set(blas_threads()) == {2}
