@@ -6,7 +6,6 @@ CUDA tensors) are used without a copy and give device results; host inputs give 
 numba.cuda is imported only here and only when asked, so CPU-only use pays nothing for it.
 """
 
-import ctypes.util
 import importlib.util
 import os
 from functools import lru_cache
@@ -15,6 +14,7 @@ from typing import Optional
 import numpy as np
 
 from lstmgen.cache import VARIANTS
+from lstmgen.devices import cuda_driver_missing
 from lstmgen.lower.cuda import choose_strategy, cuda_entry_points
 from lstmgen.lower.plan import VariantKey
 
@@ -26,9 +26,9 @@ def unavailable_reason() -> Optional[str]:
         return "numba-cuda is not installed (pip install 'lstmgen[cuda]')"
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         return None
-    # Looking for the driver library first spares CPU-only machines importing numba.cuda.
-    if ctypes.util.find_library("cuda") is None:
-        return "no CUDA driver (libcuda) found"
+    why_not = cuda_driver_missing()
+    if why_not:
+        return why_not
     from numba import cuda
 
     if not cuda.is_available():

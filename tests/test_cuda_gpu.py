@@ -49,7 +49,8 @@ def test_layer_matches_reference_on_the_gpu(dtype, n_batch, units, mask_kind):
 def test_torch_cuda_tensors_go_in_without_a_copy():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
-        pytest.skip("torch without CUDA")
+        pytest.skip("this torch is a CPU build (torch.cuda.is_available() is False): "
+                    "no CUDA tensors to pass in")
     rng = np.random.default_rng(7)
     layer, x = _layer_and_data(rng, 64, 16, 4, 10, "float32")
     x_torch = torch.from_numpy(x).cuda()

@@ -99,10 +99,13 @@ def test_descriptors_are_created_set_and_freed_once():
 
 
 @needs_cudnn
-def test_cudnn_create_fails_cleanly_without_a_gpu():
+def test_cudnn_create_fails_cleanly_without_a_gpu_and_works_with_one():
     from lstmgen.cudnn.library import unavailable_reason
 
-    if unavailable_reason() is None:
-        pytest.skip("a GPU is present: cudnnCreate succeeds here")
+    if unavailable_reason() is None:  # a GPU and cuDNN: the handle is made and freed
+        handle = Handle()
+        handle.close()
+        assert handle.closed
+        return
     with pytest.raises(CudnnError, match="cudnnCreate failed with CUDNN_STATUS_"):
         Handle()

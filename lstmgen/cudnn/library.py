@@ -79,13 +79,13 @@ def version() -> tuple:
 def unavailable_reason():
     """Why the cuDNN target cannot run in this process (no GPU, no library), or None when it can.
 
-    Looked up once per process; the GPU first, as that is the cheap answer on a CPU machine, and
-    the driver library before numba.cuda, whose import costs more than the whole answer.
+    Looked up once per process; the GPU first, as that is the cheap answer on a CPU machine.
     """
-    try:
-        ctypes.CDLL("libcuda.so.1")
-    except OSError as err:
-        return f"no CUDA driver is installed ({err})"
+    from lstmgen.devices import cuda_driver_missing
+
+    why_not = cuda_driver_missing()
+    if why_not:
+        return why_not
     try:
         from numba import cuda
     except ImportError as err:
