@@ -9,10 +9,13 @@ from pathlib import Path
 
 from lstmgen.devices import unavailable
 from lstmgen.errors import SpecError
-from lstmgen.lower.plan import (KNOWN_TARGETS, NOT_PROBED, REQUESTABLE, TARGETS, VariantKey,
-                                choose_target, explain)
+from lstmgen.lower.plan import KNOWN_TARGETS, REQUESTABLE, TARGETS, explain, generation_key
 from lstmgen.spec import LSTMSpec
 from lstmgen.version import GENERATOR_VERSION
+
+
+# Model files `lstmgen compile` reads; any other path is a spec JSON file.
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 class UsageError(Exception):
@@ -40,11 +43,16 @@ def load_spec(path: str) -> LSTMSpec:
 def compile_spec(spec: LSTMSpec, output: Path, target: str) -> Path:
     from lstmgen.render import generate  # Jinja only for the commands that render
 
-    if target == "cudnn":
-        raise UsageError("target 'cudnn' generates no module: a layer drives cuDNN at run time")
-    # Generating CUDA code needs no GPU; "auto" does not look for one and picks cpu.
-    choice = choose_target(spec, target, {**NOT_PROBED, "cuda": None} if target == "cuda" else NOT_PROBED)
-    return generate(VariantKey.from_spec(spec, choice.target), output)
+    return generate(generation_key(spec, target), output)
+
+
+def compile_model(path: str, output: Path, target: str) -> list:
+    """One line per LSTM layer of the model file: its key, module and weights file."""
+    from lstmgen.export import export_model
+
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: no such model file")
+    return [f"{e.key}: {e.module} {e.weights}" for e in export_model(path, output, target)]
 
 
 def info() -> str:
@@ -67,8 +75,10 @@ def info() -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lstmgen", description="Compile Keras LSTM layers into Numba code.")
     commands = parser.add_subparsers(dest="command", required=True)
-    compile_cmd = commands.add_parser("compile", help="generate the module for a spec; prints its path")
-    compile_cmd.add_argument("spec", nargs="+", help="spec JSON file(s)")
+    compile_cmd = commands.add_parser(
+        "compile", help="generate the module for a spec (prints its path), or the modules and "
+        "weights of every LSTM layer in a model file (prints `layer: module weights` lines)")
+    compile_cmd.add_argument("spec", nargs="+", help="spec JSON file(s), or .keras / .h5 model files")
     compile_cmd.add_argument("-o", "--output", default="generated", help="directory (default: generated)")
     compile_cmd.add_argument("--target", default="auto", choices=REQUESTABLE)
     explain_cmd = commands.add_parser("explain", help="which target runs a spec, and why")
@@ -90,12 +100,15 @@ def main(argv=None) -> int:
     try:
         if args.command == "compile":
             for path in args.spec:
-                print(compile_spec(load_spec(path), Path(args.output), args.target))
+                if Path(path).suffix.lower() in MODEL_SUFFIXES:
+                    print("\n".join(compile_model(path, Path(args.output), args.target)))
+                else:
+                    print(compile_spec(load_spec(path), Path(args.output), args.target))
         elif args.command == "explain":
             print(explain(load_spec(args.spec), args.target, unavailable()))
         else:
             print(info())
-    except (UsageError, ValueError) as err:
+    except (UsageError, ValueError, ImportError) as err:  # ImportError: a missing extra, named
         print(f"lstmgen: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -65,6 +65,11 @@ class CuDNNLSTM:
         return self._lstm.target
 
     @property
+    def runner(self) -> LSTM:
+        """The lstmgen.LSTM that computes this layer (LSTM-form weights, one summed bias)."""
+        return self._lstm
+
+    @property
     def cell(self) -> Cell:
         return Cell(state_size=(self.spec.units, self.spec.units))
 

@@ -45,12 +45,12 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-def write_if_changed(path: Path, source: str) -> bool:
-    """Write atomically (temp file + os.replace), and only when the bytes differ.
+def write_if_changed(path: Path, content) -> bool:
+    """Write `content` (text, or bytes) atomically (temp file + os.replace), only when it differs.
 
     An unchanged file keeps its mtime, which Numba's disk cache and Python's bytecode cache key on.
     """
-    data = source.encode()
+    data = content.encode() if isinstance(content, str) else content
     if path.exists() and path.read_bytes() == data:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)

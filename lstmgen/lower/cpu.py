@@ -65,6 +65,7 @@ class CommonContext:
     activation_source: str
     recurrent_activation_source: str
     helpers: tuple  # (name, body lines) of the scalar helpers the activations use
+    weights_literal: str  # weight_shapes as a Python literal: the module's WEIGHTS
     use_bias: bool
     time_major: bool
     go_backwards: bool
@@ -83,8 +84,15 @@ class CpuContext(CommonContext):
     step_masked_params: str
 
 
+def weight_shapes(key: VariantKey) -> tuple:
+    """(name, shape) of each weight argument, in the order every generated function takes them."""
+    gates = 4 * key.units
+    shapes = (("kernel", (key.input_dim, gates)), ("recurrent_kernel", (key.units, gates)))
+    return shapes + ((("bias", (gates,)),) if key.use_bias else ())
+
+
 def weight_params(key: VariantKey) -> tuple:
-    return ("kernel", "recurrent_kernel") + (("bias",) if key.use_bias else ())
+    return tuple(name for name, _ in weight_shapes(key))
 
 
 def entry_points(key: VariantKey) -> tuple:
@@ -128,6 +136,7 @@ def common_fields(key: VariantKey, template: str) -> dict:
         activation_source=sources[0],
         recurrent_activation_source=sources[1],
         helpers=helpers,
+        weights_literal=repr(weight_shapes(key)),
         use_bias=key.use_bias,
         time_major=key.time_major,
         go_backwards=key.go_backwards,

@@ -181,6 +181,15 @@ def choose_target(spec: LSTMSpec, requested: str = "auto",
     raise ValueError(f"no target can run {spec!r}: " + "; ".join(reasons))
 
 
+def generation_key(spec: LSTMSpec, requested: str = "auto") -> VariantKey:
+    """The variant `lstmgen compile` writes for `spec`. Generating looks for no GPU: "auto"
+    means cpu, and "cuda" writes CUDA code without one; cudnn has no module to write."""
+    if requested == "cudnn":
+        raise ValueError("target 'cudnn' generates no module: a layer drives cuDNN at run time")
+    unavailable = {**NOT_PROBED, "cuda": None} if requested == "cuda" else NOT_PROBED
+    return VariantKey.from_spec(spec, choose_target(spec, requested, unavailable).target)
+
+
 def explain(spec: LSTMSpec, requested: str = "auto", unavailable: Mapping = NOT_PROBED) -> str:
     choice = choose_target(spec, requested, unavailable)
     lines = [f"{spec!r} runs on target {choice.target!r}."]

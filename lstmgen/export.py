@@ -1,0 +1,76 @@
+"""`lstmgen compile MODEL`: every LSTM layer of a model file as a generated module plus its weights.
+
+Each layer that runs as an lstmgen.LSTM gets the module of its variant (layers of one variant
+share it) and an .npz of its weights beside it, named `<model stem>.<layer key>.npz`, which the
+module's `load(path)` reads back as its weight arguments. The .npz also holds `spec` (the layer's
+whole LSTMSpec as JSON, so `lstmgen.LSTM.from_config` can rebuild the layer), `layer` (its key) and
+`module` (the module's name). Everything is read and rendered before the first file is written.
+"""
+
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lstmgen.cudnnlstm import CuDNNLSTM
+from lstmgen.lower.plan import VariantKey, generation_key
+from lstmgen.lower.cpu import weight_params
+from lstmgen.render import render, write_if_changed
+from lstmgen.runtime import LSTM
+
+@dataclass(frozen=True)
+class ExportedLayer:
+    key: str  # the layer's key in the model ("outer/inner" inside nested models)
+    module: Path
+    weights: Path
+
+
+def export_model(path: str, directory: Path, target: str = "auto") -> list:
+    """Write the module and the weights of every LSTM layer in the model file at `path`."""
+    from lstmgen.interop.keras import from_keras
+
+    runners = [(key, runner) for key, layer in from_keras(path).items()
+               for key, runner in _runners(key, layer)]
+    stem, directory = Path(path).stem, Path(directory)
+    planned, names = [], {}
+    for key, runner in runners:
+        variant = generation_key(runner.spec, target)
+        weights_name = f"{stem}.{_file_safe(key)}.npz"
+        if weights_name in names:
+            raise ValueError(f"{path}: layers {names[weights_name]!r} and {key!r} would both save "
+                             f"their weights as {weights_name}")
+        names[weights_name] = key
+        planned.append((ExportedLayer(key, directory / f"{variant.module_name}.py",
+                                      directory / weights_name),
+                        render(variant), _weights_file(key, runner, variant)))
+    for exported, source, weights in planned:
+        write_if_changed(exported.module, source)
+        write_if_changed(exported.weights, weights)
+    return [exported for exported, _, _ in planned]
+
+
+def _runners(key: str, layer) -> list:
+    """(key, lstmgen.LSTM) of each LSTM that runs `layer`."""
+    if isinstance(layer, LSTM):
+        return [(key, layer)]
+    if isinstance(layer, CuDNNLSTM):
+        return [(key, layer.runner)]
+    raise TypeError(f"{key}: cannot compile a {type(layer).__name__} layer")
+
+
+def _weights_file(key: str, runner: LSTM, variant: VariantKey) -> bytes:
+    if not runner.built:
+        raise ValueError(f"{key}: the layer has no weights to save")
+    arrays = dict(zip(weight_params(variant), runner.get_weights()))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, spec_hash=np.str_(variant.hash), layer=np.str_(key),
+             module=np.str_(variant.module_name),
+             spec=np.str_(json.dumps({**runner.spec.to_dict(), "name": runner.name})))
+    return buffer.getvalue()
+
+
+def _file_safe(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
