@@ -2,8 +2,9 @@
 
 from dataclasses import dataclass
 
-from lstmgen.activations import ACTIVATIONS, SCALAR_HELPERS
+from lstmgen.activations import SCALAR_HELPERS, source
 from lstmgen.lower.plan import VariantKey
+from lstmgen.spec import weight_names
 from lstmgen.version import GENERATOR_VERSION
 
 TEMPLATE = "cpu/lstm.py.j2"
@@ -35,7 +36,7 @@ ZX_ROWS = "zx rows"
 
 
 def batch_axis(param: str, key: VariantKey):
-    if param in ("kernel", "recurrent_kernel", "bias"):
+    if param in weight_params(key):
         return None
     if param == "zx":
         return ZX_ROWS
@@ -77,6 +78,17 @@ class CommonContext:
 
 @dataclass(frozen=True)
 class CpuContext(CommonContext):
+    # The cell options (lstmgen.spec.CELL_OPTIONS), which only the CPU template computes.
+    output_activation_source: str  # "" when h uses `activation` (Keras's cell)
+    use_recurrent_bias: bool
+    use_peepholes: bool
+    clip_literal: str  # the bound as a float literal, "" without clip
+    input_forget: bool
+    proj_size: int
+    output_units: str  # the width of h and the output: "UNITS", or "PROJ_SIZE" with a projection
+    cell_args: str  # ", name" for each weight the cell reads besides the GEMMs' (recurrent_bias, ...)
+    gate_inputs: tuple  # the pre-activation expressions of gates i, f, c, o for unit j of a row
+    h_activation: str  # the function applied to the new cell state
     unrolled_steps: tuple  # TimeStep per step when unrolled, else empty
     entry_points: tuple
     step_params: str
@@ -84,7 +96,7 @@ class CpuContext(CommonContext):
 
 
 def weight_params(key: VariantKey) -> tuple:
-    return ("kernel", "recurrent_kernel") + (("bias",) if key.use_bias else ())
+    return weight_names(key.use_bias, key.use_recurrent_bias, key.use_peepholes, key.proj_size)
 
 
 def entry_points(key: VariantKey) -> tuple:
@@ -101,18 +113,20 @@ def entry_points(key: VariantKey) -> tuple:
     return tuple(points)
 
 
-def activation_source(name: str, dtype: str) -> str:
+def activation_source(value, dtype: str) -> str:
     """float32 code uses the vectorizable approximation where the registry has one."""
-    activation = ACTIVATIONS[name]
-    if dtype == "float32" and activation.fast_float32_source:
-        return activation.fast_float32_source
-    return activation.scalar_source
+    return source(value, fast_float32=dtype == "float32")
+
+
+def output_activation_source(key: VariantKey) -> str:
+    return activation_source(key.output_activation, key.dtype) if key.output_activation else ""
 
 
 def common_fields(key: VariantKey, template: str) -> dict:
     """The context fields every target's template takes: header, sizes, activations, flags."""
     sources = [activation_source(key.activation, key.dtype),
-               activation_source(key.recurrent_activation, key.dtype)]
+               activation_source(key.recurrent_activation, key.dtype),
+               output_activation_source(key)]
     helpers = tuple((name, body) for name, body in sorted(SCALAR_HELPERS.items())
                     if any(name + "(" in s for s in sources))
     return dict(
@@ -139,6 +153,26 @@ def common_fields(key: VariantKey, template: str) -> dict:
     )
 
 
+# Where each gate's peephole weights start within `peephole` [3H] (i, f, o), and which cell state
+# it reads: the previous one (c_t[j], not yet overwritten) or the new one (c_new).
+_PEEPHOLES = {"i": ("", "c_t[j]"), "f": ("UNITS + ", "c_t[j]"), "o": ("2 * UNITS + ", "c_new")}
+
+
+def gate_inputs(key: VariantKey) -> tuple:
+    """Python expressions of unit j's four pre-activations in `_gates` (zx_t, zh_t: its row)."""
+    out = []
+    for gate, offset in zip("ifco", ("", "UNITS + ", "2 * UNITS + ", "3 * UNITS + ")):
+        recurrent = f"zh_t[{offset}j]"
+        if key.use_recurrent_bias:  # bias_hh joins h·R before x·W's sum, as PyTorch and ONNX add them
+            recurrent = f"({recurrent} + recurrent_bias[{offset}j])"
+        expression = f"zx_t[{offset}j] + {recurrent}"
+        if key.use_peepholes and gate in _PEEPHOLES:
+            start, cell = _PEEPHOLES[gate]
+            expression += f" + peephole[{start}j] * {cell}"
+        out.append(f"_clip({expression})" if key.clip is not None else expression)
+    return tuple(out)
+
+
 def lower(key: VariantKey) -> CpuContext:
     steps = ()
     if key.unrolled_timesteps is not None:
@@ -147,6 +181,16 @@ def lower(key: VariantKey) -> CpuContext:
     step_params = ("x_t", "h", "c") + weight_params(key)
     return CpuContext(
         **common_fields(key, TEMPLATE),
+        output_activation_source=output_activation_source(key),
+        use_recurrent_bias=key.use_recurrent_bias,
+        use_peepholes=key.use_peepholes,
+        clip_literal="" if key.clip is None else repr(key.clip),
+        input_forget=key.input_forget,
+        proj_size=key.proj_size,
+        output_units="PROJ_SIZE" if key.proj_size else "UNITS",
+        cell_args="".join(f", {w}" for w in weight_params(key)[2:] if w != "bias"),
+        gate_inputs=gate_inputs(key),
+        h_activation="output_activation" if key.output_activation else "activation",
         unrolled_steps=steps,
         entry_points=entry_points(key),
         step_params=", ".join(step_params),
