@@ -220,6 +220,19 @@ def test_generated_code_is_specialized():
         assert word in rich, word
 
 
+def test_generated_cuda_code_is_specialized():
+    plain = render(VariantKey.from_spec(LSTMSpec(3, input_dim=2), "cuda"))
+    for word in ("recurrent_bias", "peephole", "p_i", "_clip", "CLIP", "output_activation",
+                 "DTYPE(1.0) - i"):
+        assert word not in plain
+    options = {k: v for k, v in VARIANT_OPTIONS["all"].items() if k != "proj_size"}
+    rich = render(VariantKey.from_spec(LSTMSpec(3, input_dim=2, **options), "cuda"))
+    for word in ("(a_i + recurrent_bias[j]) + zx[row, j]", "_clip(z_o + p_o * c_new)",
+                 "CLIP = DTYPE(0.9)", "f = DTYPE(1.0) - i", "* output_activation(c_new)",
+                 "peephole[2 * UNITS + j]"):
+        assert word in rich, word
+
+
 def test_negative_parameters_render_in_parentheses():
     value = LSTMSpec(2, activation={"name": "affine", "alpha": -2.0, "beta": -0.5}).activation
     assert source(value) == "(-2.0) * x + (-0.5)"
@@ -247,16 +260,21 @@ def test_parametrized_forms(name, params, expected):
 @pytest.mark.parametrize("option, value", [("use_recurrent_bias", True), ("use_peepholes", True),
                                            ("clip", 3.0), ("input_forget", True), ("proj_size", 2),
                                            ("output_activation", "relu")])
-def test_device_targets_send_the_options_to_cpu(option, value):
+def test_device_targets_name_the_options_they_lack(option, value):
+    """cuDNN runs none of the options; the cuda template all but proj_size, which goes to cpu."""
     spec = LSTMSpec(4, input_dim=3, **{option: value})
-    assert option in cuda_uncovered_reason(spec)
     assert option in cudnn_ineligible_reason(spec)
     here = {"cuda": None, "cudnn": None}  # as if a GPU and cuDNN were found
-    assert choose_target(spec, "auto", here).target == "cpu"
     text = explain(spec, "auto", here)
-    assert f"cuda: {option}=" in text and f"cudnn: {option}=" in text
-    with pytest.raises(ValueError, match=option):
-        choose_target(spec, "cuda", here)
+    assert f"cudnn: {option}=" in text
+    if option == "proj_size":
+        assert "proj_size" in cuda_uncovered_reason(spec) and f"cuda: {option}=" in text
+        assert choose_target(spec, "auto", here).target == "cpu"
+        with pytest.raises(ValueError, match=option):
+            choose_target(spec, "cuda", here)
+    else:
+        assert cuda_uncovered_reason(spec) is None
+        assert choose_target(spec, "auto", here).target == "cuda"
     assert choose_target(LSTMSpec(4, input_dim=3), "auto", here).target == "cudnn"
 
 

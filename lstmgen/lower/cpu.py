@@ -65,8 +65,16 @@ class CommonContext:
     input_dim: int
     activation_source: str
     recurrent_activation_source: str
+    output_activation_source: str  # "" when h uses `activation` (Keras's cell)
+    h_activation: str  # the function applied to the new cell state
     helpers: tuple  # (name, body lines) of the scalar helpers the activations use
     use_bias: bool
+    # The cell options (lstmgen.spec.CELL_OPTIONS) but proj_size, which only the CPU template computes.
+    use_recurrent_bias: bool
+    use_peepholes: bool
+    clip_literal: str  # the bound as a float literal, "" without clip
+    input_forget: bool
+    cell_args: str  # ", name" for each weight the cell reads besides the GEMMs' (recurrent_bias, ...)
     time_major: bool
     go_backwards: bool
     return_sequences: bool
@@ -78,17 +86,9 @@ class CommonContext:
 
 @dataclass(frozen=True)
 class CpuContext(CommonContext):
-    # The cell options (lstmgen.spec.CELL_OPTIONS), which only the CPU template computes.
-    output_activation_source: str  # "" when h uses `activation` (Keras's cell)
-    use_recurrent_bias: bool
-    use_peepholes: bool
-    clip_literal: str  # the bound as a float literal, "" without clip
-    input_forget: bool
     proj_size: int
     output_units: str  # the width of h and the output: "UNITS", or "PROJ_SIZE" with a projection
-    cell_args: str  # ", name" for each weight the cell reads besides the GEMMs' (recurrent_bias, ...)
     gate_inputs: tuple  # the pre-activation expressions of gates i, f, c, o for unit j of a row
-    h_activation: str  # the function applied to the new cell state
     unrolled_steps: tuple  # TimeStep per step when unrolled, else empty
     entry_points: tuple
     step_params: str
@@ -97,6 +97,11 @@ class CpuContext(CommonContext):
 
 def weight_params(key: VariantKey) -> tuple:
     return weight_names(key.use_bias, key.use_recurrent_bias, key.use_peepholes, key.proj_size)
+
+
+def cell_weights(key: VariantKey) -> tuple:
+    """The weights the cell reads besides the GEMMs' (kernel, recurrent_kernel, bias)."""
+    return tuple(w for w in weight_params(key) if w not in ("kernel", "recurrent_kernel", "bias"))
 
 
 def entry_points(key: VariantKey) -> tuple:
@@ -118,15 +123,11 @@ def activation_source(value, dtype: str) -> str:
     return source(value, fast_float32=dtype == "float32")
 
 
-def output_activation_source(key: VariantKey) -> str:
-    return activation_source(key.output_activation, key.dtype) if key.output_activation else ""
-
-
 def common_fields(key: VariantKey, template: str) -> dict:
     """The context fields every target's template takes: header, sizes, activations, flags."""
     sources = [activation_source(key.activation, key.dtype),
                activation_source(key.recurrent_activation, key.dtype),
-               output_activation_source(key)]
+               activation_source(key.output_activation, key.dtype) if key.output_activation else ""]
     helpers = tuple((name, body) for name, body in sorted(SCALAR_HELPERS.items())
                     if any(name + "(" in s for s in sources))
     return dict(
@@ -141,8 +142,15 @@ def common_fields(key: VariantKey, template: str) -> dict:
         input_dim=key.input_dim,
         activation_source=sources[0],
         recurrent_activation_source=sources[1],
+        output_activation_source=sources[2],
+        h_activation="output_activation" if key.output_activation else "activation",
         helpers=helpers,
         use_bias=key.use_bias,
+        use_recurrent_bias=key.use_recurrent_bias,
+        use_peepholes=key.use_peepholes,
+        clip_literal="" if key.clip is None else repr(key.clip),
+        input_forget=key.input_forget,
+        cell_args="".join(f", {w}" for w in cell_weights(key)),
         time_major=key.time_major,
         go_backwards=key.go_backwards,
         return_sequences=key.return_sequences,
@@ -181,16 +189,9 @@ def lower(key: VariantKey) -> CpuContext:
     step_params = ("x_t", "h", "c") + weight_params(key)
     return CpuContext(
         **common_fields(key, TEMPLATE),
-        output_activation_source=output_activation_source(key),
-        use_recurrent_bias=key.use_recurrent_bias,
-        use_peepholes=key.use_peepholes,
-        clip_literal="" if key.clip is None else repr(key.clip),
-        input_forget=key.input_forget,
         proj_size=key.proj_size,
         output_units="PROJ_SIZE" if key.proj_size else "UNITS",
-        cell_args="".join(f", {w}" for w in weight_params(key)[2:] if w != "bias"),
         gate_inputs=gate_inputs(key),
-        h_activation="output_activation" if key.output_activation else "activation",
         unrolled_steps=steps,
         entry_points=entry_points(key),
         step_params=", ".join(step_params),

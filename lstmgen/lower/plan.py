@@ -152,8 +152,9 @@ def cuda_uncovered_reason(spec: LSTMSpec) -> Optional[str]:
     """Why the CUDA templates do not cover `spec`, or None."""
     if spec.unroll:
         return "unroll=True asks for straight-line code, which only the cpu template writes"
-    if cell_options(spec):
-        return f"{cell_options(spec)}: the cuda template computes Keras's cell only (cpu does these)"
+    if spec.proj_size:
+        return (f"proj_size={spec.proj_size}: the cuda template has no projection (a reduction "
+                "over units every step); cpu has")
     return None
 
 
