@@ -81,11 +81,6 @@ class VariantKey:
             **{name: getattr(spec, name) for name in CELL_OPTIONS},
         )
 
-    @property
-    def output_units(self) -> int:
-        """The width of h and of the output (spec.output_size)."""
-        return self.proj_size or self.units
-
     def to_json(self) -> str:
         fields = {}
         for f in dataclasses.fields(self):
