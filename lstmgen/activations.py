@@ -3,11 +3,17 @@
 The NumPy form is the oracle (float64, written independently of the Numba form); the
 Numba form is a scalar expression in `x` that templates paste into a generated
 `@njit(inline="always")` function. Only names in this table ever reach generated code.
+
+Some take parameters (ONNX's activation_alpha / activation_beta): a spec names them as a
+`Parametrized` value, spelled `{"name": "leaky_relu", "alpha": 0.01}`; with every parameter at its
+default the value is the plain name, so Keras's names mean what they always meant. Parameters reach
+code only as `repr` of validated finite floats.
 """
 
 import math
+import numbers
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Union
 
 import numpy as np
 
@@ -23,6 +29,11 @@ class Activation:
     # A float32 expression LLVM can vectorize (no libm calls), within FAST_FLOAT32_ABS_ERROR of
     # the exact value; empty where there is none and scalar_source is used in float32 too.
     fast_float32_source: str = ""
+    # (parameter, default) pairs: `numpy` takes them as keyword arguments with these defaults, and
+    # `scalar_source` names each as `{parameter}`.
+    params: tuple = ()
+    # False for ONNX's functions that Keras does not have.
+    keras: bool = True
 
 
 # math.erf elementwise: scipy.special would cost a quarter second of import time for one function.
@@ -71,14 +82,16 @@ _TABLE = [
                "np.float32(0.5) * _fast_tanh(np.float32(0.5) * x) + np.float32(0.5)"),
     Activation("hard_sigmoid", _hard_sigmoid, "_hard_sigmoid(x)"),
     # tf.keras / Keras 2 defined hard_sigmoid as clip(0.2x + 0.5): models imported from there need it.
-    Activation("keras2_hard_sigmoid", lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),
-               "min(max(0.2 * x + 0.5, 0.0), 1.0)"),
+    # ONNX's HardSigmoid is this form with parameters.
+    Activation("keras2_hard_sigmoid", lambda x, alpha=0.2, beta=0.5: np.clip(alpha * x + beta, 0.0, 1.0),
+               "min(max({alpha} * x + {beta}, 0.0), 1.0)", params=(("alpha", 0.2), ("beta", 0.5))),
     Activation("linear", lambda x: x, "x"),
     Activation("relu", lambda x: np.where(x > 0.0, x, 0.0), "x if x > 0.0 else 0.0"),
     Activation("relu6", lambda x: np.clip(x, 0.0, 6.0), "min(max(x, 0.0), 6.0)"),
-    Activation("leaky_relu", lambda x: np.where(x >= 0.0, x, 0.2 * x), "x if x >= 0.0 else 0.2 * x"),
-    Activation("elu", lambda x: np.where(x > 0.0, x, np.expm1(np.minimum(x, 0.0))),
-               "x if x > 0.0 else math.expm1(x)"),
+    Activation("leaky_relu", lambda x, alpha=0.2: np.where(x >= 0.0, x, alpha * x),
+               "x if x >= 0.0 else {alpha} * x", params=(("alpha", 0.2),)),
+    Activation("elu", lambda x, alpha=1.0: np.where(x > 0.0, x, alpha * np.expm1(np.minimum(x, 0.0))),
+               "x if x > 0.0 else {alpha} * math.expm1(x)", params=(("alpha", 1.0),)),
     Activation("selu",
                lambda x: _SELU_SCALE * np.where(x > 0.0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0.0))),
                f"{_SELU_SCALE!r} * (x if x > 0.0 else {_SELU_ALPHA!r} * math.expm1(x))"),
@@ -108,6 +121,13 @@ _TABLE = [
                "0.0 if x <= -1.0 else (x if x >= 1.0 else 0.25 * (x + 1.0) * (x + 1.0))"),
     Activation("sparse_sigmoid", lambda x: np.clip(0.5 * (x + 1.0), 0.0, 1.0),
                "0.0 if x <= -1.0 else (1.0 if x >= 1.0 else 0.5 * (x + 1.0))"),
+    # ONNX's: defaults are the ONNX operators' (ONNX Runtime's LSTM defaults these to 0.0).
+    Activation("affine", lambda x, alpha=1.0, beta=0.0: alpha * x + beta, "{alpha} * x + {beta}",
+               params=(("alpha", 1.0), ("beta", 0.0)), keras=False),
+    Activation("thresholded_relu", lambda x, alpha=1.0: np.where(x > alpha, x, 0.0),
+               "x if x > {alpha} else 0.0", params=(("alpha", 1.0),), keras=False),
+    Activation("scaled_tanh", lambda x, alpha=1.0, beta=1.0: alpha * np.tanh(beta * x),
+               "{alpha} * math.tanh({beta} * x)", params=(("alpha", 1.0), ("beta", 1.0)), keras=False),
 ]
 
 ACTIVATIONS = {a.name: a for a in _TABLE}
@@ -115,6 +135,21 @@ ALIASES = {"swish": "silu", "hard_swish": "hard_silu", None: "linear"}
 # Keras accepts these, but they mix units (or need extra arguments), so an LSTM gate
 # cannot be computed one element at a time.
 NOT_ELEMENTWISE = ("glu", "log_softmax", "softmax", "sparsemax", "threshold")
+
+
+@dataclass(frozen=True)
+class Parametrized:
+    """A registry activation with parameters other than its defaults (see `canonical`)."""
+
+    name: str
+    params: tuple  # one float per parameter of the registry entry, in its order
+
+    def to_dict(self) -> dict:
+        names = [p for p, _ in ACTIVATIONS[self.name].params]
+        return {"name": self.name, **dict(zip(names, self.params))}
+
+
+ActivationValue = Union[str, Parametrized]
 
 
 def canonical_name(value: object, field: str) -> str:
@@ -126,4 +161,61 @@ def canonical_name(value: object, field: str) -> str:
     if isinstance(value, str) and value in NOT_ELEMENTWISE:
         raise SpecError(field, value, f"is not elementwise, so it cannot act on LSTM gates; "
                                       f"must be one of {allowed}")
-    raise SpecError(field, value, f"must be one of {allowed} (or None for linear)")
+    raise SpecError(field, value, f"must be one of {allowed} (or None for linear), or "
+                                  "{'name': ..., parameter: number} for one with parameters")
+
+
+def canonical(value: object, field: str) -> ActivationValue:
+    """A registry name, or a `Parametrized` one from `{"name": ..., <parameter>: number, ...}`
+    (or a Parametrized); the plain name when every parameter is at its default."""
+    if isinstance(value, Parametrized):
+        value = value.to_dict()
+    if not isinstance(value, dict):
+        return canonical_name(value, field)
+    if "name" not in value:
+        raise SpecError(field, value, "needs a 'name' (an activation with parameters is "
+                                      "{'name': ..., parameter: number})")
+    name = canonical_name(value["name"], f"{field}['name']")
+    defaults = ACTIVATIONS[name].params
+    unknown = sorted(set(value) - {"name"} - {p for p, _ in defaults}, key=str)
+    if unknown:
+        taken = ", ".join(p for p, _ in defaults) or "none"
+        raise SpecError(field, value, f"gives {unknown[0]!r}, which {name} does not take "
+                                      f"(its parameters: {taken})")
+    params = []
+    for param, default in defaults:
+        number = value.get(param, default)
+        if (isinstance(number, bool) or not isinstance(number, numbers.Real)
+                or not math.isfinite(number)):
+            raise SpecError(f"{field}[{param!r}]", number, "must be a finite real number")
+        params.append(float(number) + 0.0)  # -0.0 -> 0.0, so equal values serialize equally
+    if params == [default for _, default in defaults]:
+        return name
+    return Parametrized(name, tuple(params))
+
+
+def _parts(value: ActivationValue) -> tuple:
+    """(registry entry, {parameter: float}) of a canonical value."""
+    if isinstance(value, Parametrized):
+        activation = ACTIVATIONS[value.name]
+        return activation, dict(zip((p for p, _ in activation.params), value.params))
+    activation = ACTIVATIONS[value]
+    return activation, dict(activation.params)
+
+
+def numpy_form(value: ActivationValue) -> Callable[[np.ndarray], np.ndarray]:
+    """The float64 NumPy function of a canonical value, its parameters bound."""
+    activation, params = _parts(value)
+    return lambda x: activation.numpy(x, **params)
+
+
+def source(value: ActivationValue, fast_float32: bool = False) -> str:
+    """The scalar Numba expression in `x` of a canonical value (the vectorizable float32 form
+    when asked for and the registry has one), its parameters rendered as float literals."""
+    activation, params = _parts(value)
+    if fast_float32 and activation.fast_float32_source:
+        return activation.fast_float32_source
+    if not activation.params:
+        return activation.scalar_source
+    return activation.scalar_source.format(**{p: f"({v!r})" if v < 0 else repr(v)
+                                              for p, v in params.items()})

@@ -108,7 +108,7 @@ class CudaRunner:
         values = {"x": x, "h0": h0, "c0": c0, "mask": mask,
                   "input_masks": None if input_masks is None else _device(input_masks),
                   "recurrent_masks": None if recurrent_masks is None else _device(recurrent_masks),
-                  **dict(zip(("kernel", "recurrent_kernel", "bias"), self._device_weights())),
+                  **dict(zip(spec.weight_names, self._device_weights())),
                   **self._buffers(n_batch, n_time)}
         function = getattr(module, entry.name + "_into")
         function(*(values[p] for p in entry.into_params),

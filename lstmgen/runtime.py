@@ -7,14 +7,16 @@ from lstmgen.blas_threads import single_threaded_blas
 from lstmgen.cache import VARIANTS
 from lstmgen.devices import unavailable
 from lstmgen.lower.cpu import batch_axis, entry_points
-from lstmgen.lower.plan import NOT_PROBED, VariantKey, choose_target, cudnn_ineligible_reason, explain
+from lstmgen.lower.plan import (NOT_PROBED, VariantKey, choose_target, cuda_uncovered_reason,
+                                cudnn_ineligible_reason, explain)
 from lstmgen.spec import LSTMSpec
 
 
 class LSTM:
     """`lstmgen.LSTM(units, **keras_kwargs, target="auto")`: a Keras 3 LSTM layer, NumPy in and out.
 
-    Glossary: T time steps, N batch, C input features, H units.
+    Glossary: T time steps, N batch, C input features, H units, P the width of h and the output
+    (proj_size, or H without a projection).
     """
 
     def __init__(self, units, target="auto", name="lstm", **kwargs):
@@ -71,39 +73,44 @@ class LSTM:
                     spec.bias_initializer((2 * units,), self.dtype, self._rng)])
             else:
                 bias = spec.bias_initializer((4 * units,), self.dtype, self._rng)
-        self._weights = [
-            spec.kernel_initializer((n_in, 4 * units), self.dtype, self._rng),
-            spec.recurrent_initializer((units, 4 * units), self.dtype, self._rng),
-        ] + ([bias] if spec.use_bias else [])
+        # The cell options' weights: recurrent_bias and peephole from bias_initializer (no forget
+        # ones: they are in `bias`), projection [H, P] from kernel_initializer.
+        initializers = {"kernel": spec.kernel_initializer, "recurrent_kernel": spec.recurrent_initializer,
+                        "recurrent_bias": spec.bias_initializer, "peephole": spec.bias_initializer,
+                        "projection": spec.kernel_initializer}
+        self._weights = [bias if name == "bias" else initializers[name](shape, self.dtype, self._rng)
+                         for name, shape in zip(spec.weight_names, spec.weight_shapes(n_in))]
         self._weights = [np.ascontiguousarray(w, dtype=self.dtype) for w in self._weights]
         if spec.stateful and spec.batch_size is not None:
             self._states = self._zero_states(spec.batch_size)
 
-    def _weight_shapes(self) -> list:
-        n_in, units = self.spec.input_dim, self.spec.units
-        shapes = [(n_in, 4 * units), (units, 4 * units)]
-        return shapes + [(4 * units,)] if self.spec.use_bias else shapes
-
     def get_weights(self) -> list:
-        """[kernel [C, 4H], recurrent_kernel [H, 4H], bias [4H]] (no bias when use_bias=False)."""
+        """[kernel [C, 4H], recurrent_kernel [P, 4H], bias [4H]] (no bias when use_bias=False), then
+        recurrent_bias [4H], peephole [3H], projection [H, P] where the spec has them
+        (`spec.weight_names`)."""
         return [w.copy() for w in self._weights] if self.built else []
 
     def set_weights(self, weights) -> None:
         weights = list(weights)
         if not self.built:
             if not weights:
-                raise ValueError(f"weights=[] for layer {self.name!r}: expected kernel, "
-                                 "recurrent_kernel" + (", bias" if self.spec.use_bias else ""))
+                raise ValueError(f"weights=[] for layer {self.name!r}: expected "
+                                 + ", ".join(self.spec.weight_names))
             kernel = np.asarray(weights[0])
             self.build((None, None, kernel.shape[0]) if kernel.ndim == 2 else kernel.shape)
-        self._weights = checked_weights(self.name, weights, self._weight_shapes(), self.dtype)
+        self._weights = checked_weights(self.name, weights,
+                                        self.spec.weight_shapes(self.spec.input_dim), self.dtype)
 
     @property
     def weights(self) -> list:
         return self.get_weights()
 
+    def _state_shapes(self, batch: int) -> list:
+        """[h, c]: [N, P] and [N, H]."""
+        return [(batch, self.spec.output_size), (batch, self.spec.units)]
+
     def _zero_states(self, batch: int) -> list:
-        return [np.zeros((batch, self.spec.units), self.dtype) for _ in range(2)]
+        return [np.zeros(shape, self.dtype) for shape in self._state_shapes(batch)]
 
     @property
     def states(self) -> list:
@@ -111,7 +118,7 @@ class LSTM:
         return [_host_copy(s) for s in self._states] if self._states is not None else [None, None]
 
     def reset_states(self, states=None) -> None:
-        """Zeros, or the given arrays (one or a list of two [N, H]), as tf.keras does."""
+        """Zeros, or the given arrays (one or a list of two: h [N, P] and c [N, H]), as tf.keras does."""
         if not self.spec.stateful:
             raise AttributeError(f"Layer {self.name!r} must be stateful to reset its states.")
         batch = self.spec.batch_size
@@ -125,9 +132,8 @@ class LSTM:
         if len(states) != 2:
             raise ValueError(f"Layer {self.name!r} expects 2 states, but it received "
                              f"{len(states)} state values.")
-        expected = (batch, self.spec.units)
         new = []
-        for index, value in enumerate(states):
+        for index, (value, expected) in enumerate(zip(states, self._state_shapes(batch))):
             array = np.asarray(value)
             if array.shape != expected:
                 raise ValueError(f"State {index} is incompatible with layer {self.name!r}: expected "
@@ -191,9 +197,9 @@ class LSTM:
                                              training_variant)
         values = {"x": x, "h0": h0, "c0": c0, "mask": mask, **self._buffers(n_batch, n_time),
                   "input_masks": input_masks, "recurrent_masks": recurrent_masks,
-                  "kernel": self._weights[0], "recurrent_kernel": self._weights[1],
-                  "bias": self._weights[2] if spec.use_bias else None}
-        multiply_adds = n_batch * n_time * 4 * spec.units * (spec.input_dim + spec.units)
+                  **dict(zip(spec.weight_names, self._weights))}
+        multiply_adds = n_batch * n_time * spec.units * (4 * (spec.input_dim + spec.output_size)
+                                                         + spec.proj_size)
         with single_threaded_blas():
             batch_threads.run(function, [values[p] for p in params], axes, n_batch, n_time,
                               multiply_adds)
@@ -211,7 +217,7 @@ class LSTM:
         count = self.spec.dropout_mask_count
         # Only the shapes count (the inputs may have no time step, or live on a GPU).
         step = np.empty((n_batch, self.spec.input_dim), self.dtype)
-        state = np.empty((n_batch, self.spec.units), self.dtype)
+        state = np.empty((n_batch, self.spec.output_size), self.dtype)
         return (_stacked(self.get_dropout_mask_for_cell(step, True, count), count),
                 _stacked(self.get_recurrent_dropout_mask_for_cell(state, True, count), count))
 
@@ -274,7 +280,7 @@ class LSTM:
 
     def _buffers(self, n_batch: int, n_time: int) -> dict:
         """Reused scratch and fresh result arrays for one call."""
-        units, gates = self.spec.units, 4 * self.spec.units
+        units, gates = self.spec.output_size, 4 * self.spec.units
         if self._scratch_shape != (n_batch, n_time):
             self._scratch = (np.empty((n_batch * n_time, gates), self.dtype),
                              np.empty((n_batch, gates), self.dtype))
@@ -286,7 +292,8 @@ class LSTM:
         else:
             output = np.empty((n_batch, n_time, units), self.dtype)
         return {"zx": self._scratch[0], "zh": self._scratch[1], "output": output,
-                "h": np.empty((n_batch, units), self.dtype), "c": np.empty((n_batch, units), self.dtype)}
+                "h": np.empty((n_batch, units), self.dtype),
+                "c": np.empty((n_batch, self.spec.units), self.dtype)}
 
     def _check_inputs(self, inputs) -> np.ndarray:
         x = np.asarray(inputs)
@@ -312,19 +319,21 @@ class LSTM:
         return np.ascontiguousarray(array, dtype=np.bool_)
 
     def _initial_state(self, initial_state, n_batch: int) -> tuple:
-        units = self.spec.units
+        shapes = self._state_shapes(n_batch)
         if initial_state is not None:
             states = list(initial_state) if isinstance(initial_state, (list, tuple)) else None
             if states is None or len(states) != 2:
+                sizes = (f"two [N, H] = {shapes[0]}" if shapes[0] == shapes[1] else
+                         f"[N, P] = {shapes[0]} and [N, H] = {shapes[1]}")
                 raise ValueError(f"initial_state for layer {self.name!r}: expected a list [h, c] "
-                                 f"of two [N, H] = {(n_batch, units)} arrays")
+                                 f"of {sizes} arrays")
             out = []
-            for index, value in enumerate(states):
+            for index, (value, shape) in enumerate(zip(states, shapes)):
                 array = np.asarray(value)
-                if array.shape != (n_batch, units) or not np.issubdtype(array.dtype, np.floating):
+                if array.shape != shape or not np.issubdtype(array.dtype, np.floating):
                     raise ValueError(f"initial_state[{index}] for layer {self.name!r}: shape "
                                      f"{array.shape} dtype {array.dtype}, expected a float "
-                                     f"array of shape {(n_batch, units)}")
+                                     f"array of shape {shape}")
                 out.append(np.ascontiguousarray(array, dtype=self.dtype))
             return tuple(out)
         if self.spec.stateful:
@@ -348,25 +357,30 @@ class LSTM:
     @property
     def losses(self) -> list:
         """Keras's order: the last call's activity penalties, then kernel, recurrent, bias penalties."""
-        spec = self.spec
-        regularizers = [spec.kernel_regularizer, spec.recurrent_regularizer, spec.bias_regularizer]
+        regularizers = self._per_weight("regularizer")
         weight_losses = [float(r(w)) for r, w in zip(regularizers, self._weights or [])
                          if r is not None]
         return [float(v) for v in self._activity_losses] + weight_losses
 
     def apply_constraints(self) -> None:
         """Project the weights through their constraints, as Keras's optimizer does after an update."""
-        spec = self.spec
-        constraints = [spec.kernel_constraint, spec.recurrent_constraint, spec.bias_constraint]
+        constraints = self._per_weight("constraint")
         self._weights = [w if k is None else np.ascontiguousarray(k(w), dtype=self.dtype)
                          for k, w in zip(constraints, self._weights or [])]
+
+    def _per_weight(self, kind: str) -> list:
+        """Keras's kernel_, recurrent_ and bias_ `kind` for each weight; the cell options' weights
+        (recurrent_bias, peephole, projection) have none."""
+        prefixes = {"kernel": "kernel", "recurrent_kernel": "recurrent", "bias": "bias"}
+        return [getattr(self.spec, f"{prefixes[name]}_{kind}") if name in prefixes else None
+                for name in self.spec.weight_names]
 
     def explain(self) -> str:
         """Which target runs this layer, and why."""
         return explain(self.spec, self._requested_target, self._unavailable)
 
     def get_initial_state(self, inputs) -> list:
-        """The zero [h, c], each [N, H] in the layer's dtype, for a batch like `inputs`."""
+        """The zero [h [N, P], c [N, H]] in the layer's dtype, for a batch like `inputs`."""
         shape = np.shape(inputs)
         if len(shape) != 3:
             raise ValueError(f"inputs for layer {self.name!r}: shape {shape}, expected 3 dimensions")
@@ -390,7 +404,8 @@ _SPEC_PROPERTIES = (
     "recurrent_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
     "recurrent_constraint", "bias_constraint", "dropout", "recurrent_dropout", "implementation",
     "return_sequences", "return_state", "go_backwards", "stateful", "time_major", "unroll",
-    "zero_output_for_mask")
+    "zero_output_for_mask", "output_activation", "use_recurrent_bias", "use_peepholes", "clip",
+    "input_forget", "proj_size")
 
 
 def checked_weights(name: str, weights: list, shapes: list, dtype) -> list:
@@ -421,7 +436,8 @@ for _name in _SPEC_PROPERTIES:
 
 def _probe_devices(spec: LSTMSpec, target: str) -> dict:
     """Why each device target cannot run here; looked for only when the layer might use one."""
-    if target == "cpu" or (target == "auto" and spec.unroll):  # unroll: neither device covers it
+    if target == "cpu" or (target == "auto" and cuda_uncovered_reason(spec) is not None
+                           and cudnn_ineligible_reason(spec) is not None):
         return NOT_PROBED
     return unavailable()
 

@@ -3,10 +3,16 @@
 Glossary used across lstmgen and in every generated module:
     T  time steps          N  batch size
     C  input features      H  units
-Keras gate order along the last axis of every weight: i, f, c, o.
+    P  proj_size (the width of h and of the output; H when proj_size is 0)
+Keras gate order along the last axis of every weight: i, f, c, o. The weights, in this order,
+each only when the spec has it (`LSTMSpec.weight_names`):
     kernel            [C, 4H]
-    recurrent_kernel  [H, 4H]
-    bias              [4H]
+    recurrent_kernel  [P, 4H]
+    bias              [4H]      use_bias
+    recurrent_bias    [4H]      use_recurrent_bias (added to h·recurrent_kernel, as PyTorch's
+                                bias_hh and ONNX's Rb are)
+    peephole          [3H]      use_peepholes: gates i, f, o (ONNX stores i, o, f)
+    projection        [H, P]    proj_size > 0 (PyTorch's weight_hr, transposed)
 """
 
 import dataclasses
@@ -18,12 +24,13 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from lstmgen import constraints, initializers, regularizers
-from lstmgen.activations import canonical_name
+from lstmgen.activations import Parametrized, canonical
 from lstmgen.errors import SpecError
 
 DTYPES = ("float32", "float64")
 _BOOL_FIELDS = ("use_bias", "unit_forget_bias", "return_sequences", "return_state",
-                "go_backwards", "stateful", "time_major", "unroll", "zero_output_for_mask")
+                "go_backwards", "stateful", "time_major", "unroll", "zero_output_for_mask",
+                "use_recurrent_bias", "use_peepholes", "input_forget")
 _INITIALIZER_FIELDS = ("kernel_initializer", "recurrent_initializer", "bias_initializer")
 _REGULARIZER_FIELDS = ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
                        "activity_regularizer")
@@ -31,6 +38,11 @@ _CONSTRAINT_FIELDS = ("kernel_constraint", "recurrent_constraint", "bias_constra
 _OPTIONAL_SIZES = ("input_dim", "batch_size", "timesteps")
 # Keys of a Keras layer config that describe the Keras object, not the computation.
 _KERAS_BOOKKEEPING = ("name", "trainable")
+# The cell options of ONNX's and PyTorch's LSTMs that Keras's lacks, with the default that means
+# Keras's cell. `to_dict` leaves a field at its default out, so a Keras-like spec serializes (and
+# hashes, and names its generated module) as it did before these fields existed.
+CELL_OPTIONS = {"output_activation": None, "use_recurrent_bias": False, "use_peepholes": False,
+                "clip": None, "input_forget": False, "proj_size": 0}
 
 
 @dataclass(frozen=True, init=False)
@@ -68,6 +80,16 @@ class LSTMSpec:
     input_dim: Optional[int] = None
     batch_size: Optional[int] = None
     timesteps: Optional[int] = None
+    # The cell options (CELL_OPTIONS). output_activation: ONNX's h, applied to the cell state
+    # (None: `activation`, Keras's choice for both g and h); `activation` is ONNX's g and
+    # `recurrent_activation` its f. clip bounds every gate's pre-activation to [-clip, clip]
+    # (ONNX Runtime's reading of ONNX's clip). input_forget: f = 1 - i. proj_size: PyTorch's.
+    output_activation: Any = None
+    use_recurrent_bias: bool = False
+    use_peepholes: bool = False
+    clip: Optional[float] = None
+    input_forget: bool = False
+    proj_size: int = 0
 
     def __init__(self, units: int, **kwargs: Any):
         known = field_names()
@@ -87,7 +109,7 @@ class LSTMSpec:
 
     def __repr__(self) -> str:
         changed = [f"{k}={v!r}" for k, v in self.to_dict().items()
-                   if k != "units" and v != _DEFAULTS_JSON[k]]
+                   if k != "units" and v != _DEFAULTS_JSON.get(k)]
         return f"LSTMSpec(units={self.units}{''.join(', ' + c for c in changed)})"
 
     def replace(self, **changes: Any) -> "LSTMSpec":
@@ -97,10 +119,15 @@ class LSTMSpec:
         return LSTMSpec(**values)
 
     def to_dict(self) -> dict:
-        """Plain JSON-ready values; Keras objects in their Keras config form."""
+        """Plain JSON-ready values; Keras objects in their Keras config form, parametrized
+        activations as `{"name": ..., <parameter>: value}`; cell options at their defaults left out."""
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name in CELL_OPTIONS and value == CELL_OPTIONS[f.name]:
+                continue
+            if isinstance(value, Parametrized):
+                value = value.to_dict()
             out[f.name] = value.to_keras() if hasattr(value, "to_keras") else value
         return out
 
@@ -159,9 +186,36 @@ class LSTMSpec:
         return hashlib.sha256(self.to_json().encode()).hexdigest()
 
     @property
+    def output_size(self) -> int:
+        """The width of h and of the output: proj_size, or units without a projection."""
+        return self.proj_size or self.units
+
+    @property
+    def weight_names(self) -> tuple:
+        """The layer's weights, in order (see the module docstring)."""
+        return weight_names(self.use_bias, self.use_recurrent_bias, self.use_peepholes, self.proj_size)
+
+    def weight_shapes(self, input_dim: int) -> list:
+        """Each weight's shape, for inputs of `input_dim` features."""
+        return [weight_shape(name, input_dim, self.units, self.proj_size) for name in self.weight_names]
+
+    @property
     def dropout_mask_count(self) -> int:
         """Keras draws one mask per gate with implementation 1, which recurrent_dropout forces."""
         return 4 if self.implementation == 1 or self.recurrent_dropout > 0 else 1
+
+
+def weight_names(use_bias: bool, use_recurrent_bias: bool, use_peepholes: bool, proj_size: int) -> tuple:
+    return (("kernel", "recurrent_kernel") + (("bias",) if use_bias else ())
+            + (("recurrent_bias",) if use_recurrent_bias else ())
+            + (("peephole",) if use_peepholes else ()) + (("projection",) if proj_size else ()))
+
+
+def weight_shape(name: str, input_dim: int, units: int, proj_size: int) -> tuple:
+    gates = 4 * units
+    return {"kernel": (input_dim, gates), "recurrent_kernel": (proj_size or units, gates),
+            "bias": (gates,), "recurrent_bias": (gates,), "peephole": (3 * units,),
+            "projection": (units, proj_size)}[name]
 
 
 def field_names() -> tuple:
@@ -176,7 +230,10 @@ def _validate(values: dict) -> dict:
     out = dict(values)
     out["units"] = _positive_int("units", values["units"])
     for name in ("activation", "recurrent_activation"):
-        out[name] = canonical_name(values[name], name)
+        out[name] = canonical(values[name], name)
+    if values["output_activation"] is not None:
+        output_activation = canonical(values["output_activation"], "output_activation")
+        out["output_activation"] = None if output_activation == out["activation"] else output_activation
     for name in _BOOL_FIELDS:
         if not isinstance(values[name], bool):
             raise SpecError(name, values[name], "must be True or False")
@@ -204,6 +261,20 @@ def _validate(values: dict) -> dict:
     for name in _OPTIONAL_SIZES:
         if values[name] is not None:
             out[name] = _positive_int(name, values[name])
+    if values["use_recurrent_bias"] and not values["use_bias"]:
+        raise SpecError("use_recurrent_bias", True, "needs use_bias=True (the input bias)")
+    clip = values["clip"]
+    if clip is not None:
+        if (isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not math.isfinite(clip)
+                or clip <= 0):
+            raise SpecError("clip", clip, "must be None or a positive finite number")
+        out["clip"] = float(clip)
+    proj_size = values["proj_size"]
+    if (isinstance(proj_size, bool) or not isinstance(proj_size, numbers.Integral)
+            or not 0 <= proj_size < out["units"]):
+        raise SpecError("proj_size", proj_size, f"must be 0 (no projection) or an integer in "
+                                                f"[1, units) = [1, {out['units']})")
+    out["proj_size"] = int(proj_size)
     return out
 
 

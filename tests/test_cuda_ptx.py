@@ -29,6 +29,10 @@ STRUCTURES = {
     "time_major_per_gate_input_dropout": dict(units=40, input_dim=7, time_major=True, return_sequences=True,
                                               dropout=0.5, implementation=1, activation="gelu",
                                               recurrent_activation="hard_sigmoid"),
+    # The cell options the cuda template computes (proj_size runs on cpu), with both dropouts.
+    "cell_options": dict(units=32, input_dim=8, use_recurrent_bias=True, use_peepholes=True, clip=2.0,
+                         input_forget=True, output_activation={"name": "elu", "alpha": 0.5},
+                         dropout=0.2, recurrent_dropout=0.2),
     # One unit's float64 weights exceed a block's shared memory: no persistent kernel.
     "no_persistent": dict(units=2000, input_dim=3, dtype="float64", time_major=True),
 }

@@ -234,6 +234,31 @@ def test_from_torch_matches_torch(batch_first, bias, dtype):
         np.testing.assert_allclose(ours(x)[0], want_zero.numpy(), **tolerance(dtype))
 
 
+@pytest.mark.parametrize("proj_size, bias, batch_first, dtype", [
+    (2, True, True, "float32"), (3, False, False, "float32"), (1, True, False, "float64")])
+def test_from_torch_proj_size_matches_torch(proj_size, bias, batch_first, dtype):
+    """h_0 / h_n and the output are proj_size wide, c_0 / c_n hidden_size; two biases kept."""
+    torch.manual_seed(proj_size)
+    module = torch.nn.LSTM(C, 5, bias=bias, batch_first=batch_first, proj_size=proj_size)
+    module = module.to(getattr(torch, dtype))
+    x = inputs(dtype, seed=20, shape=(N, T, C) if batch_first else (T, N, C))
+    h0, c0 = inputs(dtype, seed=21, shape=(1, N, proj_size)), inputs(dtype, seed=22, shape=(1, N, 5))
+    with torch.no_grad():
+        want, (want_h, want_c) = module(torch.from_numpy(x), (torch.from_numpy(h0), torch.from_numpy(c0)))
+        want_unbatched, _ = module(torch.from_numpy(x[0] if batch_first else x[:, 0]))
+    state = {k: v.numpy() for k, v in module.state_dict().items()}
+    for ours in (lstmgen.from_torch(module), lstmgen.from_torch(state, batch_first=batch_first, bias=bias)):
+        assert ours.proj_size == proj_size and ours.layer.spec.use_recurrent_bias == bias
+        got, (h, c) = ours(x, (h0, c0))
+        assert h.shape == (1, N, proj_size) and c.shape == (1, N, 5)
+        for mine, theirs in ((got, want), (h, want_h), (c, want_c)):
+            np.testing.assert_allclose(mine, theirs.numpy(), **tolerance(dtype))
+        np.testing.assert_allclose(ours(x[0] if batch_first else x[:, 0])[0], want_unbatched.numpy(),
+                                   **tolerance(dtype))
+    with pytest.raises(ValueError, match=rf"h_0, c_0\) of shapes \(1, {N}, {proj_size}\) and \(1, {N}, 5\)"):
+        ours(x, (c0, c0))
+
+
 def test_from_torch_unbatched_input():
     module = torch.nn.LSTM(C, 4)
     x = inputs("float32", seed=16, shape=(T, C))
@@ -249,7 +274,6 @@ def test_from_torch_unbatched_input():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(num_layers=2), "num_layers=2 is not supported yet"),
     (dict(bidirectional=True), "bidirectional=True is not supported yet"),
-    (dict(proj_size=2), "proj_size=2 is not supported yet"),
     (dict(num_layers=2, dropout=0.3), "num_layers=2 is not supported yet"),
 ])
 def test_from_torch_refuses_what_the_spec_lacks(kwargs, message):
@@ -269,6 +293,11 @@ def test_from_torch_bad_state_dicts():
         lstmgen.from_torch(state, bias=False)
     with pytest.raises(lstmgen.ModelImportError, match=r"weight_ih_l0 has shape \(16, 3\), expected \(16, 5\)"):
         lstmgen.from_torch(state, input_size=5)
+    state = {k: v.numpy() for k, v in torch.nn.LSTM(C, 4, proj_size=2).state_dict().items()}
+    with pytest.raises(lstmgen.ModelImportError, match=r"weight_hr_l0 has shape \(3, 4\), expected \(2, 4\)"):
+        lstmgen.from_torch({**state, "weight_hr_l0": np.zeros((3, 4))}, proj_size=2)
+    with pytest.raises(lstmgen.ModelImportError, match=r"'weight_hr_l0' \(a projection's, but proj_size=0\)"):
+        lstmgen.from_torch(state, proj_size=0)
     with pytest.raises(TypeError, match="nonlinearity"):
         lstmgen.from_torch(state, nonlinearity="relu")
     with pytest.raises(TypeError, match="torch.nn.LSTM"):

@@ -58,7 +58,8 @@ MASK = np.array([[1, 0, 1, 1, 0],
                  [0, 0, 0, 0, 0],
                  [1, 1, 1, 0, 0]], dtype=bool)
 DTYPES = ("float32", "float64")
-KERAS_ACTIVATIONS = sorted(set(ACTIVATIONS) - {"keras2_hard_sigmoid"})
+KERAS_ACTIVATIONS = sorted(name for name, a in ACTIVATIONS.items()
+                           if a.keras and name != "keras2_hard_sigmoid")
 
 
 def build(rng, dtype="float32", **kwargs):

@@ -1,8 +1,12 @@
 """Named converters between Keras's LSTM weight layout and ONNX's and PyTorch's.
 
-Keras: kernel [C, 4H], recurrent_kernel [H, 4H], bias [4H]; gate order i, f, c, o.
-ONNX:  W [1, 4H, C], R [1, 4H, H], B [1, 8H] (input then recurrent biases); gate order i, o, f, c.
-torch: weight_ih [4H, C], weight_hh [4H, H], bias_ih [4H], bias_hh [4H]; gate order i, f, g(=c), o.
+Keras: kernel [C, 4H], recurrent_kernel [H, 4H], bias [4H]; gate order i, f, c, o; lstmgen's cell
+       options add recurrent_bias [4H], peephole [3H] (i, f, o) and projection [H, P]
+       (lstmgen.spec), and recurrent_kernel is then [P, 4H].
+ONNX:  W [1, 4H, C], R [1, 4H, H], B [1, 8H] (input then recurrent biases), P [1, 3H] (i, o, f);
+       gate order i, o, f, c.
+torch: weight_ih [4H, C], weight_hh [4H, P], bias_ih [4H], bias_hh [4H], weight_hr [P, H] (with
+       proj_size P, else P = H); gate order i, f, g(=c), o.
 """
 
 import numpy as np
@@ -36,8 +40,20 @@ def onnx_to_keras(w, r, b=None) -> tuple:
     recurrent_kernel = _reorder(r, _KERAS_FROM_ONNX).T
     if b is None:
         return kernel, recurrent_kernel, np.zeros(4 * units, w.dtype)
-    b = np.asarray(b)[0]
-    return kernel, recurrent_kernel, _reorder(b[:4 * units] + b[4 * units:], _KERAS_FROM_ONNX)
+    bias, recurrent_bias = onnx_biases_to_keras(b)
+    return kernel, recurrent_kernel, bias + recurrent_bias
+
+
+def onnx_biases_to_keras(b) -> tuple:
+    """(bias, recurrent_bias), each [4H] in Keras's gate order, from one ONNX direction's B [1, 8H]."""
+    wb, rb = np.split(np.asarray(b)[0], 2)
+    return _reorder(wb, _KERAS_FROM_ONNX), _reorder(rb, _KERAS_FROM_ONNX)
+
+
+def onnx_peepholes_to_keras(p) -> np.ndarray:
+    """lstmgen's peephole [3H] (i, f, o) from one ONNX direction's P [1, 3H] (i, o, f)."""
+    p_i, p_o, p_f = np.split(np.asarray(p)[0], 3)
+    return np.concatenate([p_i, p_f, p_o])
 
 
 def keras_to_torch(kernel, recurrent_kernel, bias=None) -> dict:
@@ -52,6 +68,14 @@ def keras_to_torch(kernel, recurrent_kernel, bias=None) -> dict:
 
 def torch_to_keras(state: dict) -> tuple:
     """(kernel, recurrent_kernel, bias) from a one-layer nn.LSTM state_dict; the biases are summed."""
+    weights = torch_to_lstmgen(state)
+    return weights["kernel"], weights["recurrent_kernel"], weights["bias"] + weights["recurrent_bias"]
+
+
+def torch_to_lstmgen(state: dict) -> dict:
+    """lstmgen's weights by name (kernel, recurrent_kernel, bias, recurrent_bias, projection; those
+    the one-layer nn.LSTM state_dict has), the two biases kept apart as PyTorch adds them."""
     as_numpy = {k: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v) for k, v in state.items()}
-    return (as_numpy["weight_ih_l0"].T.copy(), as_numpy["weight_hh_l0"].T.copy(),
-            as_numpy["bias_ih_l0"] + as_numpy["bias_hh_l0"])
+    names = {"weight_ih_l0": "kernel", "weight_hh_l0": "recurrent_kernel", "bias_ih_l0": "bias",
+             "bias_hh_l0": "recurrent_bias", "weight_hr_l0": "projection"}
+    return {names[k]: (v.T.copy() if v.ndim == 2 else v) for k, v in as_numpy.items() if k in names}

@@ -1,11 +1,13 @@
 """ONNX graphs of LSTM nodes run by lstmgen: `OnnxBackend` (`lstmgen.onnx_backend`), an
 `onnx.backend.base.Backend` with `prepare(model)` → `OnnxRep` and `run_node(node, inputs)`.
 
-Covers what lstmgen's spec computes exactly today: direction forward or reverse, the default
-activations (Sigmoid, Tanh, Tanh), no clip, input_forget=0, no peepholes (P absent or all zeros),
-layout 0 and 1, B (its two halves summed), sequence_lens (a right-padded mask; Y zero past each
-length, Y_h / Y_c the state at the last valid step, as ONNX Runtime gives), initial_h / initial_c,
-float32 and float64. Anything else is refused by name (issue 6 grows the spec for it).
+Covers what lstmgen's spec computes exactly today: direction forward or reverse, every activation
+(f, g, h) with activation_alpha / activation_beta, clip, input_forget, peepholes (P), layout 0 and
+1, B (kept as two biases), sequence_lens (a right-padded mask; Y zero past each length, Y_h / Y_c the
+state at the last valid step, as ONNX Runtime gives), initial_h / initial_c, float32 and float64.
+Anything else is refused by name (issue 6 grows the spec for it).
+activation_alpha / activation_beta are consumed in order by the functions that take them (ONNX
+Runtime's reading); a function short of values takes its ONNX operator's default.
 Shapes (layout 0; layout 1 swaps the first two axes of X, Y, initial_h/c, Y_h/c): X [T, N, C],
 W [1, 4H, C], R [1, 4H, H], B [1, 8H], sequence_lens [N], initial_h/c [1, N, H], P [1, 3H];
 Y [T, 1, N, H], Y_h / Y_c [1, N, H]. ONNX gate order i, o, f, c (lstmgen.interop.gates).
@@ -17,14 +19,26 @@ from onnx import ModelProto, NodeProto, helper, numpy_helper
 from onnx.backend.base import Backend, BackendRep, namedtupledict
 
 from lstmgen.errors import ModelImportError
-from lstmgen.interop.gates import onnx_to_keras
+from lstmgen.interop.gates import onnx_biases_to_keras, onnx_peepholes_to_keras, onnx_to_keras
 from lstmgen.runtime import LSTM
 
 INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
 OUTPUTS = ("Y", "Y_h", "Y_c")
 ATTRIBUTES = ("activation_alpha", "activation_beta", "activations", "clip", "direction",
               "hidden_size", "input_forget", "layout")
-_DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
+_DEFAULT_ACTIVATIONS = ("Sigmoid", "Tanh", "Tanh")
+# ONNX's activations (lower-cased, as ONNX Runtime matches them): the registry's name, and the
+# alpha / beta each takes with its ONNX operator's default (lstmgen.activations holds the forms).
+_ACTIVATIONS = {
+    "relu": ("relu", {}, {}), "tanh": ("tanh", {}, {}), "sigmoid": ("sigmoid", {}, {}),
+    "affine": ("affine", {"alpha": 1.0}, {"beta": 0.0}),
+    "leakyrelu": ("leaky_relu", {"alpha": 0.01}, {}),
+    "thresholdedrelu": ("thresholded_relu", {"alpha": 1.0}, {}),
+    "scaledtanh": ("scaled_tanh", {"alpha": 1.0}, {"beta": 1.0}),
+    "hardsigmoid": ("keras2_hard_sigmoid", {"alpha": 0.2}, {"beta": 0.5}),
+    "elu": ("elu", {"alpha": 1.0}, {}),
+    "softsign": ("softsign", {}, {}), "softplus": ("softplus", {}, {}),
+}
 _DIRECTIONS = ("forward", "reverse")
 _DTYPES = (np.dtype("float32"), np.dtype("float64"))
 
@@ -119,23 +133,43 @@ class OnnxLSTM:
         if self.direction not in _DIRECTIONS:
             self._refuse(f"attribute direction={self.direction!r} is not supported yet "
                          f"(lstmgen runs {' or '.join(_DIRECTIONS)})")
-        activations = tuple(_text(a).lower() for a in attrs.get("activations", []))
-        if activations and activations != _DEFAULT_ACTIVATIONS:
-            self._refuse(f"attribute activations={[_text(a) for a in attrs['activations']]!r} is not "
-                         "supported yet (only the default Sigmoid, Tanh, Tanh)")
-        for key in ("activation_alpha", "activation_beta"):
-            if list(attrs.get(key, [])):
-                self._refuse(f"attribute {key}={list(attrs[key])!r} is not supported yet "
-                             "(the default activations take none)")
+        self.cell = self._activations(attrs)
         if "clip" in attrs:
-            self._refuse(f"attribute clip={attrs['clip']!r} is not supported yet (no clipping only)")
-        if attrs.get("input_forget", 0) != 0:
-            self._refuse(f"attribute input_forget={attrs['input_forget']!r} is not supported yet "
-                         "(input_forget=0 only)")
+            if not 0 < attrs["clip"] < np.inf:  # NaN too
+                self._refuse(f"attribute clip={attrs['clip']!r} is invalid (a positive finite number)")
+            self.cell["clip"] = attrs["clip"]
+        if attrs.get("input_forget", 0) not in (0, 1):
+            self._refuse(f"attribute input_forget={attrs['input_forget']!r} is invalid (0 or 1)")
+        self.cell["input_forget"] = attrs.get("input_forget", 0) == 1
         self.layout = attrs.get("layout", 0)
         if self.layout not in (0, 1):
             self._refuse(f"attribute layout={self.layout!r} is invalid (0 or 1)")
         self.hidden_size = attrs.get("hidden_size")
+
+    def _activations(self, attrs: dict) -> dict:
+        """The spec's recurrent_activation, activation, output_activation from ONNX's f, g, h."""
+        names = [_text(a) for a in attrs.get("activations", _DEFAULT_ACTIVATIONS)]
+        if len(names) != 3:
+            self._refuse(f"attribute activations={names!r} must name 3 functions (f, g, h) for "
+                         f"direction={self.direction!r}")
+        given = {key: list(attrs.get(key, [])) for key in ("activation_alpha", "activation_beta")}
+        remaining = {key: list(values) for key, values in given.items()}
+        values = []
+        for name in names:
+            if name.lower() not in _ACTIVATIONS:
+                self._refuse(f"attribute activations={names!r}: {name!r} is not an ONNX LSTM "
+                             f"activation (known: {', '.join(sorted(_ACTIVATIONS))}, any case)")
+            registry_name, alpha, beta = _ACTIVATIONS[name.lower()]
+            value = {"name": registry_name}
+            for key, params in (("activation_alpha", alpha), ("activation_beta", beta)):
+                for param, default in params.items():
+                    value[param] = remaining[key].pop(0) if remaining[key] else default
+            values.append(value)
+        for key, left in remaining.items():
+            if left:
+                self._refuse(f"attribute {key}={given[key]!r} has {len(left)} value(s) that none "
+                             f"of the activations {names!r} takes")
+        return dict(zip(("recurrent_activation", "activation", "output_activation"), values))
 
     def run(self, values: dict, target: str = "auto") -> dict:
         """{output name: array} for the node's non-empty outputs, reading its inputs from `values`."""
@@ -185,15 +219,18 @@ class OnnxLSTM:
                              f"(X {x.shape}, layout={self.layout}, hidden_size={units})")
             if role != "sequence_lens" and value.dtype != x.dtype:
                 self._refuse(f"input {role} has dtype {value.dtype}, X has {x.dtype}: they must match")
-        if "P" in given and np.any(given["P"] != 0):
-            self._refuse(f"input P (peepholes) = {np.array2string(given['P'], threshold=6)} is not "
-                         "supported yet (P absent or all zeros only)")
-        kernel, recurrent_kernel, bias = onnx_to_keras(given["W"], given["R"], given.get("B"))
+        kernel, recurrent_kernel, _ = onnx_to_keras(given["W"], given["R"])
+        weights = {"kernel": kernel, "recurrent_kernel": recurrent_kernel}
+        if "B" in given:
+            weights["bias"], weights["recurrent_bias"] = onnx_biases_to_keras(given["B"])
+        if "P" in given:
+            weights["peephole"] = onnx_peepholes_to_keras(given["P"])
         mask, lengths = self._mask(given.get("sequence_lens"), n_batch, n_time)
         layer = LSTM(units, target=target, name=self.name, return_sequences=True, return_state=True,
                      go_backwards=self.direction == "reverse", time_major=not self.layout,
-                     zero_output_for_mask=True, dtype=x.dtype.name)
-        layer.set_weights([kernel, recurrent_kernel, bias.astype(x.dtype)])
+                     zero_output_for_mask=True, dtype=x.dtype.name, use_bias="B" in given,
+                     use_recurrent_bias="B" in given, use_peepholes="P" in given, **self.cell)
+        layer.set_weights([weights[name] for name in layer.spec.weight_names])
         initial = None
         if "initial_h" in given or "initial_c" in given:
             zeros = np.zeros(state_shape, x.dtype)

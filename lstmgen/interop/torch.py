@@ -1,10 +1,12 @@
 """`torch.nn.LSTM` modules and state_dicts into lstmgen: `from_torch`, `TorchLSTM`.
 
-One layer, one direction, no projection (what lstmgen's spec holds today). A state_dict with its
-constructor arguments needs no torch. PyTorch's gate order i, f, g, o is Keras's i, f, c, o; its two
-biases are summed (lstmgen.interop.gates.torch_to_keras).
-Shapes: input [N, T, C] (batch_first) or [T, N, C], or unbatched [T, C]; h_0, c_0, h_n, c_n
-[1, N, H] ([1, H] unbatched); output [N, T, H] or [T, N, H] ([T, H] unbatched).
+One layer, one direction (what lstmgen's spec holds today), with or without a projection
+(proj_size). A state_dict with its constructor arguments needs no torch. PyTorch's gate order i, f,
+g, o is Keras's i, f, c, o; its two biases stay two (the spec's use_recurrent_bias), added as PyTorch
+adds them (lstmgen.interop.gates.torch_to_lstmgen).
+Shapes (P = proj_size, or H without one): input [N, T, C] (batch_first) or [T, N, C], or unbatched
+[T, C]; h_0, h_n [1, N, P] and c_0, c_n [1, N, H] ([1, P] and [1, H] unbatched); output [N, T, P] or
+[T, N, P] ([T, P] unbatched).
 """
 
 import sys
@@ -12,7 +14,7 @@ import sys
 import numpy as np
 
 from lstmgen.errors import ModelImportError
-from lstmgen.interop.gates import torch_to_keras
+from lstmgen.interop.gates import torch_to_lstmgen
 from lstmgen.runtime import LSTM
 
 # nn.LSTM's constructor arguments and defaults (input_size and hidden_size come from the weights).
@@ -20,7 +22,7 @@ ARGUMENTS = {"input_size": None, "hidden_size": None, "num_layers": 1, "bias": T
              "batch_first": False, "dropout": 0.0, "bidirectional": False, "proj_size": 0,
              "device": None, "dtype": None}
 # What lstmgen cannot run yet, with the value it can: these need spec growth (issue 6).
-_ONE_LAYER_ONE_DIRECTION = {"num_layers": 1, "bidirectional": False, "proj_size": 0}
+_ONE_LAYER_ONE_DIRECTION = {"num_layers": 1, "bidirectional": False}
 _DTYPES = {"float32": "float32", "float64": "float64"}
 
 
@@ -29,23 +31,21 @@ class TorchLSTM:
     (`self.layer`). NumPy in and out (CPU tensors are accepted as inputs)."""
 
     def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None, batch_first=False,
-                 dtype="float32", target="auto", name="lstm"):
-        state = {"weight_ih_l0": weight_ih, "weight_hh_l0": weight_hh}
+                 dtype="float32", target="auto", name="lstm", weight_hr=None):
+        state = {"weight_ih_l0": weight_ih, "weight_hh_l0": weight_hh, "bias_ih_l0": bias_ih,
+                 "bias_hh_l0": bias_hh, "weight_hr_l0": weight_hr}
+        weights = torch_to_lstmgen({k: v for k, v in state.items() if v is not None})
         self.bias = bias_ih is not None
-        if self.bias:
-            state.update(bias_ih_l0=bias_ih, bias_hh_l0=bias_hh)
-        else:
-            units = np.shape(weight_hh)[1]
-            state.update(bias_ih_l0=np.zeros(4 * units), bias_hh_l0=np.zeros(4 * units))
-        kernel, recurrent_kernel, bias = torch_to_keras(state)
         self.batch_first = bool(batch_first)
-        self.input_size, self.hidden_size = kernel.shape[0], recurrent_kernel.shape[0]
+        self.input_size, self.hidden_size = weights["kernel"].shape[0], weights["kernel"].shape[1] // 4
+        self.proj_size = 0 if weight_hr is None else weights["projection"].shape[1]
         self.layer = LSTM(self.hidden_size, target=target, name=name, use_bias=self.bias,
+                          use_recurrent_bias=self.bias, proj_size=self.proj_size,
                           return_sequences=True, return_state=True, time_major=not self.batch_first,
                           dtype=dtype)
-        self.layer.set_weights([kernel, recurrent_kernel] + ([bias] if self.bias else []))
+        self.layer.set_weights([weights[k] for k in self.layer.spec.weight_names])
 
-    num_layers, bidirectional, proj_size = 1, False, 0
+    num_layers, bidirectional = 1, False
 
     @property
     def dtype(self) -> np.dtype:
@@ -67,13 +67,15 @@ class TorchLSTM:
         return output, (h[None], c[None])
 
     def _initial_state(self, hx, n_batch: int, unbatched: bool) -> list:
-        shape = (1, self.hidden_size) if unbatched else (1, n_batch, self.hidden_size)
+        sizes = (self.proj_size or self.hidden_size, self.hidden_size)
+        shapes = [(1, size) if unbatched else (1, n_batch, size) for size in sizes]
         states = list(hx) if isinstance(hx, (list, tuple)) else []
         arrays = [np.asarray(s) for s in states]
-        if len(arrays) != 2 or any(a.shape != shape for a in arrays):
-            raise ValueError(f"hx for {self.layer.name!r}: expected (h_0, c_0), each of shape "
-                             f"{shape}; got {[a.shape for a in arrays] or type(hx).__name__}")
-        return [a.reshape(1, self.hidden_size) if unbatched else a[0] for a in arrays]
+        if len(arrays) != 2 or any(a.shape != shape for a, shape in zip(arrays, shapes)):
+            raise ValueError(f"hx for {self.layer.name!r}: expected (h_0, c_0) of shapes "
+                             f"{shapes[0]} and {shapes[1]}; got "
+                             f"{[a.shape for a in arrays] or type(hx).__name__}")
+        return [a if unbatched else a[0] for a in arrays]
 
 
 def from_torch(module_or_state_dict, target="auto", name="lstm", **ctor_kwargs) -> TorchLSTM:
@@ -99,6 +101,8 @@ def from_torch(module_or_state_dict, target="auto", name="lstm", **ctor_kwargs) 
                             f"nn.LSTM argument; known: {', '.join(ARGUMENTS)}")
         args = {**ARGUMENTS, **ctor_kwargs}
         state, source = dict(module_or_state_dict), "nn.LSTM state_dict"
+        if "proj_size" not in ctor_kwargs and "weight_hr_l0" in state:  # sizes come from the weights
+            args["proj_size"] = np.shape(state["weight_hr_l0"])[0]
     else:
         raise TypeError(f"from_torch: expected a torch.nn.LSTM or its state_dict, got "
                         f"{type(module_or_state_dict).__name__}")
@@ -108,13 +112,16 @@ def from_torch(module_or_state_dict, target="auto", name="lstm", **ctor_kwargs) 
                                    f"(lstmgen runs one layer, one direction, no projection: "
                                    f"{option}={supported!r})")
     weights = _checked_state(source, state, args)
-    return TorchLSTM(*weights, batch_first=args["batch_first"],
-                     dtype=_dtype(source, args["dtype"], weights[0]), target=target, name=name)
+    return TorchLSTM(*weights[:4], batch_first=args["batch_first"],
+                     dtype=_dtype(source, args["dtype"], weights[0]), target=target, name=name,
+                     weight_hr=weights[4])
 
 
 def _checked_state(source: str, state: dict, args: dict) -> tuple:
-    """(weight_ih, weight_hh, bias_ih, bias_hh) after checking the keys and shapes."""
+    """(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr) after checking the keys and shapes
+    (None for those the module does not have)."""
     names = ["weight_ih_l0", "weight_hh_l0"] + (["bias_ih_l0", "bias_hh_l0"] if args["bias"] else [])
+    names += ["weight_hr_l0"] if args["proj_size"] else []
     extra = [k for k in state if k not in names]
     if extra:
         raise ModelImportError(source, None, f"unexpected state_dict key {extra[0]!r} "
@@ -122,22 +129,28 @@ def _checked_state(source: str, state: dict, args: dict) -> tuple:
     missing = [k for k in names if k not in state]
     if missing:
         raise ModelImportError(source, None, f"state_dict lacks {missing} (bias={args['bias']!r})")
-    hidden = args["hidden_size"] if args["hidden_size"] is not None else np.shape(state["weight_hh_l0"])[-1]
+    hidden = args["hidden_size"] if args["hidden_size"] is not None else np.shape(state["weight_hh_l0"])[0] // 4
     n_in = args["input_size"] if args["input_size"] is not None else np.shape(state["weight_ih_l0"])[-1]
-    shapes = {"weight_ih_l0": (4 * hidden, n_in), "weight_hh_l0": (4 * hidden, hidden),
-              "bias_ih_l0": (4 * hidden,), "bias_hh_l0": (4 * hidden,)}
+    proj = args["proj_size"]
+    shapes = {"weight_ih_l0": (4 * hidden, n_in), "weight_hh_l0": (4 * hidden, proj or hidden),
+              "bias_ih_l0": (4 * hidden,), "bias_hh_l0": (4 * hidden,), "weight_hr_l0": (proj, hidden)}
     for key in names:
         if tuple(np.shape(state[key])) != shapes[key]:
             raise ModelImportError(source, None, f"{key} has shape {tuple(np.shape(state[key]))}, "
-                                   f"expected {shapes[key]} (input_size={n_in}, hidden_size={hidden})")
-    return tuple(state[k] for k in names) + (() if args["bias"] else (None, None))
+                                   f"expected {shapes[key]} (input_size={n_in}, hidden_size={hidden}"
+                                   f"{f', proj_size={proj}' if proj else ''})")
+    if proj and not 0 < proj < hidden:
+        raise ModelImportError(source, None, f"proj_size={proj!r} must be in [1, hidden_size) "
+                               f"= [1, {hidden})")
+    return tuple(state.get(k) for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
+                                        "weight_hr_l0"))
 
 
 def _meaning(key: str, args: dict) -> str:
     if key.endswith("_reverse"):
         return "a bidirectional LSTM's: bidirectional=True is not supported yet"
     if key.startswith("weight_hr"):
-        return "a projection's: proj_size > 0 is not supported yet"
+        return f"a projection's, but proj_size={args['proj_size']!r}"
     if key[-1].isdigit() and not key.endswith("_l0"):
         return "a deeper layer's: num_layers > 1 is not supported yet"
     if key.startswith("bias") and not args["bias"]:

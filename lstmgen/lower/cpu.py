@@ -2,8 +2,9 @@
 
 from dataclasses import dataclass
 
-from lstmgen.activations import ACTIVATIONS, SCALAR_HELPERS
+from lstmgen.activations import SCALAR_HELPERS, source
 from lstmgen.lower.plan import VariantKey
+from lstmgen.spec import weight_names, weight_shape
 from lstmgen.version import GENERATOR_VERSION
 
 TEMPLATE = "cpu/lstm.py.j2"
@@ -35,7 +36,7 @@ ZX_ROWS = "zx rows"
 
 
 def batch_axis(param: str, key: VariantKey):
-    if param in ("kernel", "recurrent_kernel", "bias"):
+    if param in weight_params(key):
         return None
     if param == "zx":
         return ZX_ROWS
@@ -64,9 +65,17 @@ class CommonContext:
     input_dim: int
     activation_source: str
     recurrent_activation_source: str
+    output_activation_source: str  # "" when h uses `activation` (Keras's cell)
+    h_activation: str  # the function applied to the new cell state
     helpers: tuple  # (name, body lines) of the scalar helpers the activations use
     weights_literal: str  # weight_shapes as a Python literal: the module's WEIGHTS
     use_bias: bool
+    # The cell options (lstmgen.spec.CELL_OPTIONS) but proj_size, which only the CPU template computes.
+    use_recurrent_bias: bool
+    use_peepholes: bool
+    clip_literal: str  # the bound as a float literal, "" without clip
+    input_forget: bool
+    cell_args: str  # ", name" for each weight the cell reads besides the GEMMs' (recurrent_bias, ...)
     time_major: bool
     go_backwards: bool
     return_sequences: bool
@@ -78,21 +87,28 @@ class CommonContext:
 
 @dataclass(frozen=True)
 class CpuContext(CommonContext):
+    proj_size: int
+    output_units: str  # the width of h and the output: "UNITS", or "PROJ_SIZE" with a projection
+    gate_inputs: tuple  # the pre-activation expressions of gates i, f, c, o for unit j of a row
     unrolled_steps: tuple  # TimeStep per step when unrolled, else empty
     entry_points: tuple
     step_params: str
     step_masked_params: str
 
 
+def weight_params(key: VariantKey) -> tuple:
+    return weight_names(key.use_bias, key.use_recurrent_bias, key.use_peepholes, key.proj_size)
+
+
 def weight_shapes(key: VariantKey) -> tuple:
     """(name, shape) of each weight argument, in the order every generated function takes them."""
-    gates = 4 * key.units
-    shapes = (("kernel", (key.input_dim, gates)), ("recurrent_kernel", (key.units, gates)))
-    return shapes + ((("bias", (gates,)),) if key.use_bias else ())
+    return tuple((name, weight_shape(name, key.input_dim, key.units, key.proj_size))
+                 for name in weight_params(key))
 
 
-def weight_params(key: VariantKey) -> tuple:
-    return tuple(name for name, _ in weight_shapes(key))
+def cell_weights(key: VariantKey) -> tuple:
+    """The weights the cell reads besides the GEMMs' (kernel, recurrent_kernel, bias)."""
+    return tuple(w for w in weight_params(key) if w not in ("kernel", "recurrent_kernel", "bias"))
 
 
 def entry_points(key: VariantKey) -> tuple:
@@ -109,18 +125,16 @@ def entry_points(key: VariantKey) -> tuple:
     return tuple(points)
 
 
-def activation_source(name: str, dtype: str) -> str:
+def activation_source(value, dtype: str) -> str:
     """float32 code uses the vectorizable approximation where the registry has one."""
-    activation = ACTIVATIONS[name]
-    if dtype == "float32" and activation.fast_float32_source:
-        return activation.fast_float32_source
-    return activation.scalar_source
+    return source(value, fast_float32=dtype == "float32")
 
 
 def common_fields(key: VariantKey, template: str) -> dict:
     """The context fields every target's template takes: header, sizes, activations, flags."""
     sources = [activation_source(key.activation, key.dtype),
-               activation_source(key.recurrent_activation, key.dtype)]
+               activation_source(key.recurrent_activation, key.dtype),
+               activation_source(key.output_activation, key.dtype) if key.output_activation else ""]
     helpers = tuple((name, body) for name, body in sorted(SCALAR_HELPERS.items())
                     if any(name + "(" in s for s in sources))
     return dict(
@@ -135,9 +149,16 @@ def common_fields(key: VariantKey, template: str) -> dict:
         input_dim=key.input_dim,
         activation_source=sources[0],
         recurrent_activation_source=sources[1],
+        output_activation_source=sources[2],
+        h_activation="output_activation" if key.output_activation else "activation",
         helpers=helpers,
         weights_literal=repr(weight_shapes(key)),
         use_bias=key.use_bias,
+        use_recurrent_bias=key.use_recurrent_bias,
+        use_peepholes=key.use_peepholes,
+        clip_literal="" if key.clip is None else repr(key.clip),
+        input_forget=key.input_forget,
+        cell_args="".join(f", {w}" for w in cell_weights(key)),
         time_major=key.time_major,
         go_backwards=key.go_backwards,
         return_sequences=key.return_sequences,
@@ -148,6 +169,26 @@ def common_fields(key: VariantKey, template: str) -> dict:
     )
 
 
+# Where each gate's peephole weights start within `peephole` [3H] (i, f, o), and which cell state
+# it reads: the previous one (c_t[j], not yet overwritten) or the new one (c_new).
+_PEEPHOLES = {"i": ("", "c_t[j]"), "f": ("UNITS + ", "c_t[j]"), "o": ("2 * UNITS + ", "c_new")}
+
+
+def gate_inputs(key: VariantKey) -> tuple:
+    """Python expressions of unit j's four pre-activations in `_gates` (zx_t, zh_t: its row)."""
+    out = []
+    for gate, offset in zip("ifco", ("", "UNITS + ", "2 * UNITS + ", "3 * UNITS + ")):
+        recurrent = f"zh_t[{offset}j]"
+        if key.use_recurrent_bias:  # bias_hh joins h·R before x·W's sum, as PyTorch and ONNX add them
+            recurrent = f"({recurrent} + recurrent_bias[{offset}j])"
+        expression = f"zx_t[{offset}j] + {recurrent}"
+        if key.use_peepholes and gate in _PEEPHOLES:
+            start, cell = _PEEPHOLES[gate]
+            expression += f" + peephole[{start}j] * {cell}"
+        out.append(f"_clip({expression})" if key.clip is not None else expression)
+    return tuple(out)
+
+
 def lower(key: VariantKey) -> CpuContext:
     steps = ()
     if key.unrolled_timesteps is not None:
@@ -156,6 +197,9 @@ def lower(key: VariantKey) -> CpuContext:
     step_params = ("x_t", "h", "c") + weight_params(key)
     return CpuContext(
         **common_fields(key, TEMPLATE),
+        proj_size=key.proj_size,
+        output_units="PROJ_SIZE" if key.proj_size else "UNITS",
+        gate_inputs=gate_inputs(key),
         unrolled_steps=steps,
         entry_points=entry_points(key),
         step_params=", ".join(step_params),

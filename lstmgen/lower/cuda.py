@@ -10,7 +10,7 @@ Two recurrence strategies share one generated module (Numba compiles only what i
 
 from dataclasses import dataclass
 
-from lstmgen.lower.cpu import CommonContext, common_fields, entry_points, weight_params
+from lstmgen.lower.cpu import CommonContext, cell_weights, common_fields, entry_points, weight_params
 from lstmgen.lower.plan import VariantKey
 
 TEMPLATE = "cuda/lstm.py.j2"
@@ -93,6 +93,11 @@ class Kernel:
 
 @dataclass(frozen=True)
 class CudaContext(CommonContext):
+    cell_params: str  # `cell`'s parameters after z_i, z_f, z_c, z_o, c: ", p_i, p_f, p_o" (peepholes)
+    cell_inputs: tuple  # the activations' arguments in `cell`: gates i, f, c, o
+    cell_weights: str  # the arguments for cell_params, for unit j
+    step_sums: tuple  # the initial sums of `step`'s four gates (biases)
+    update_inputs: tuple  # `_update`'s four pre-activations (recurrent sums a_*, zx, recurrent bias)
     input_mask_gate: str  # which input mask a projection block of gate `gate` uses
     tile: int
     persistent_threads: int
@@ -117,7 +122,8 @@ def _array_type(dtype: str, ndim: int) -> str:
 
 def _types(key: VariantKey, params: tuple) -> tuple:
     """Numba types of kernel parameters: every array C-contiguous, as the host functions pass them."""
-    dims = {"x": 2, "kernel": 2, "recurrent_kernel": 2, "bias": 1, "zx": 2, "hbuf": 3, "h0": 2,
+    dims = {"x": 2, "kernel": 2, "recurrent_kernel": 2, "bias": 1, "recurrent_bias": 1,
+            "peephole": 1, "zx": 2, "hbuf": 3, "h0": 2,
             "c0": 2, "h_in": 2, "h_out": 2, "h": 2, "c": 2, "input_masks": 3, "recurrent_masks": 3,
             "x_t": 2, "mask": 2, "mask_t": 1, "output": 3 if key.return_sequences else 2}
     types = []
@@ -135,7 +141,7 @@ def cuda_entry_points(key: VariantKey) -> tuple:
     out = []
     for ep in entry_points(key):
         recurrent = ep.training and key.recurrent_mask_count > 0
-        update = ("c", "output") + (("mask",) if ep.masked else ())
+        update = ("c", "output") + cell_weights(key) + (("mask",) if ep.masked else ())
         out.append(CudaEntryPoint(ep.name, ep.masked, ep.training, ep.params, ep.params + BUFFERS,
                                   ep.training and key.input_mask_count > 0, recurrent,
                                   update + (("recurrent_masks",) if recurrent else ()), update))
@@ -161,12 +167,38 @@ def _kernels(key: VariantKey, points: tuple, persistent: bool, step_params: tupl
     return tuple(kernels)
 
 
+_GATE_OFFSETS = ("", "UNITS + ", "2 * UNITS + ", "3 * UNITS + ")
+
+
+def _cell_fields(key: VariantKey) -> dict:
+    """The expressions of `cell`, `step` and `_update` for the cell options (see CudaContext)."""
+    inputs = ["z_i", "z_f", "z_c", "z_o"]
+    if key.use_peepholes:  # i and f read the previous cell state, o the new one
+        inputs = ["z_i + p_i * c", "z_f + p_f * c", "z_c", "z_o + p_o * c_new"]
+    if key.clip is not None:
+        inputs = [f"_clip({z})" for z in inputs]
+    sums = [f"bias[{o}j]" if key.use_bias else "ZERO" for o in _GATE_OFFSETS]
+    update = [f"a_{g} + zx[row, {o}j]" for g, o in zip("ifco", _GATE_OFFSETS)]
+    if key.use_recurrent_bias:
+        sums = [f"{b} + recurrent_bias[{o}j]" for b, o in zip(sums, _GATE_OFFSETS)]
+        update = [f"(a_{g} + recurrent_bias[{o}j]) + zx[row, {o}j]" for g, o in zip("ifco", _GATE_OFFSETS)]
+    peepholes = key.use_peepholes
+    return dict(
+        cell_params=", p_i, p_f, p_o" if peepholes else "",
+        cell_inputs=tuple(inputs),
+        cell_weights=", peephole[j], peephole[UNITS + j], peephole[2 * UNITS + j]" if peepholes else "",
+        step_sums=tuple(sums),
+        update_inputs=tuple(update),
+    )
+
+
 def lower(key: VariantKey) -> CudaContext:
     step_params = ("n", "j", "x_t", "h", "c") + weight_params(key) + ("h_out",)
     units = slice_units(key.units, key.dtype)
     points = cuda_entry_points(key)
     return CudaContext(
         **common_fields(key, TEMPLATE),
+        **_cell_fields(key),
         input_mask_gate="gate" if key.input_mask_count == 4 else "0",
         persistent=units > 0,
         tile=TILE,

@@ -8,7 +8,8 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from lstmgen.spec import LSTMSpec
+from lstmgen.activations import Parametrized
+from lstmgen.spec import CELL_OPTIONS, LSTMSpec
 
 # Every target lstmgen knows, and those this build can run, best first. cudnn generates no
 # module: a layer drives cuDNN at run time, where a GPU and cuDNN 9 are found.
@@ -46,6 +47,14 @@ class VariantKey:
     # Training-mode dropout masks per call: 0 (none), 1, or 4 (one per gate).
     input_mask_count: int
     recurrent_mask_count: int
+    # The cell options (lstmgen.spec.CELL_OPTIONS), with the same defaults: left out of the JSON
+    # at their defaults, so Keras-like variants keep their names.
+    output_activation: object = None
+    use_recurrent_bias: bool = False
+    use_peepholes: bool = False
+    clip: Optional[float] = None
+    input_forget: bool = False
+    proj_size: int = 0
 
     @classmethod
     def from_spec(cls, spec: LSTMSpec, target: str) -> "VariantKey":
@@ -69,10 +78,16 @@ class VariantKey:
             unrolled_timesteps=spec.timesteps if spec.unroll else None,
             input_mask_count=spec.dropout_mask_count if spec.dropout > 0 else 0,
             recurrent_mask_count=4 if spec.recurrent_dropout > 0 else 0,
+            **{name: getattr(spec, name) for name in CELL_OPTIONS},
         )
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        fields = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not (f.name in CELL_OPTIONS and value == CELL_OPTIONS[f.name]):
+                fields[f.name] = value.to_dict() if isinstance(value, Parametrized) else value
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     @property
     def hash(self) -> str:
@@ -100,6 +115,7 @@ def cudnn_ineligible_reason(spec: LSTMSpec, mask=None) -> Optional[str]:
     """
     rules = (
         (spec.activation == "tanh", f"activation={spec.activation!r} (cuDNN computes tanh)"),
+        (cell_options(spec) == "", f"{cell_options(spec)} (lstmgen's cuDNN path runs Keras's cell)"),
         (spec.recurrent_activation == "sigmoid",
          f"recurrent_activation={spec.recurrent_activation!r} (cuDNN computes sigmoid)"),
         (spec.recurrent_dropout == 0, f"recurrent_dropout={spec.recurrent_dropout} (must be 0)"),
@@ -121,10 +137,19 @@ def cudnn_ineligible_reason(spec: LSTMSpec, mask=None) -> Optional[str]:
     return None
 
 
+def cell_options(spec: LSTMSpec) -> str:
+    """The spec's cell options not at their Keras defaults, as `name=value, ...` ("" when none)."""
+    return ", ".join(f"{name}={getattr(spec, name)!r}" for name, default in CELL_OPTIONS.items()
+                     if getattr(spec, name) != default)
+
+
 def cuda_uncovered_reason(spec: LSTMSpec) -> Optional[str]:
     """Why the CUDA templates do not cover `spec`, or None."""
     if spec.unroll:
         return "unroll=True asks for straight-line code, which only the cpu template writes"
+    if spec.proj_size:
+        return (f"proj_size={spec.proj_size}: the cuda template has no projection (a reduction "
+                "over units every step); cpu has")
     return None
 
 

@@ -187,3 +187,54 @@ def test_layer_takes_the_per_step_kernel_for_large_batches_and_device_initial_st
                                  initial_state=[s.copy_to_host() for s in initial_state])
     for a, e in zip((output, h, c), expected):
         assert_close(a, e, "float32")
+
+
+CELL_OPTIONS = dict(use_recurrent_bias=True, use_peepholes=True, clip=0.8, input_forget=True,
+                    output_activation={"name": "leaky_relu", "alpha": 0.01},
+                    recurrent_activation={"name": "keras2_hard_sigmoid", "alpha": 0.3, "beta": 0.45},
+                    return_sequences=True, dropout=0.3, recurrent_dropout=0.4)
+
+
+@pytest.mark.parametrize("strategy", ("persistent", "per_step"))
+@pytest.mark.parametrize("training", (False, True))
+@one_example
+@given(seed=seeds)
+def test_cell_options_match_reference(training, strategy, seed):
+    """Two biases, peepholes, clip, input_forget and parametrized activations (not proj_size,
+    which runs on cpu), through the masked entry points of both strategies."""
+    spec = LSTMSpec(3, input_dim=2, dtype="float64", **CELL_OPTIONS)
+    module = VARIANTS.get(cuda_key(3, input_dim=2, dtype="float64", **CELL_OPTIONS))
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(0.0, 0.6, shape) for shape in spec.weight_shapes(2)]
+    _, x, h0, c0, mask = draw(rng, spec, *MASK.shape, masked=True)
+    input_masks, recurrent_masks = dropout_masks(rng, spec, MASK.shape[0]) if training else (None, None)
+    name = "forward_train_masked" if training else "forward_masked"
+    args = [x, *weights, h0, c0, mask] + ([input_masks, recurrent_masks] if training else [])
+    actual = run_module(module, name, strategy, args)
+    named = dict(zip(spec.weight_names, weights))
+    expected = reference.forward(spec.replace(return_state=True), named.pop("kernel"),
+                                 named.pop("recurrent_kernel"), named.pop("bias"), x, mask=mask,
+                                 initial_state=[h0, c0], input_masks=input_masks,
+                                 recurrent_masks=recurrent_masks, **named)
+    for a, e in zip(actual, expected):
+        assert_close(a, e, "float64")
+
+
+@one_example
+@given(seed=seeds)
+def test_layer_runs_cell_options_on_cuda_and_proj_size_on_cpu(seed):
+    rng = np.random.default_rng(seed)
+    layer = lstmgen.LSTM(2, return_sequences=True, use_recurrent_bias=True, use_peepholes=True,
+                         clip=1.5, output_activation="softsign")
+    x = rng.normal(size=(9, 2, 2)).astype(np.float32)
+    layer.build(x.shape)
+    layer.set_weights([rng.normal(0.0, 0.6, w.shape) for w in layer.get_weights()])
+    output = layer(x, mask=MASK[:1].repeat(9, axis=0)[:, :2])
+    assert layer.target == "cuda" and layer._cuda.strategy.name == "per_step"
+    kernel, recurrent_kernel, bias, recurrent_bias, peephole = layer.get_weights()
+    expected = reference.forward(layer.spec, kernel, recurrent_kernel, bias, x,
+                                 mask=MASK[:1].repeat(9, axis=0)[:, :2],
+                                 recurrent_bias=recurrent_bias, peephole=peephole)
+    assert_close(output, expected, "float32")
+    projected = lstmgen.LSTM(3, proj_size=2)
+    assert projected.target == "cpu" and "cuda: proj_size=2" in projected.explain()
