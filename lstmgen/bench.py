@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstmgen import blas
 from lstmgen.interop.gates import keras_to_onnx, keras_to_torch
 from lstmgen.batch_threads import set_num_threads
 from lstmgen.runtime import LSTM
@@ -176,6 +177,17 @@ def run_torch(problem: Problem, threads: int):
     return call, result
 
 
+def import_peers() -> None:
+    """Import the peers before lstmgen's first call. MKL makes its functions global when it loads:
+    a torch imported after that calls lstmgen's sequential MKL for its own products (measured 2x
+    slower matrix products on 2 threads); imported before, each keeps its own."""
+    for name in ("torch", "onnxruntime"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass  # bench_case notes the missing peer
+
+
 def sgemm_rate(repeats: int = 7) -> float:
     """GFLOP/s of NumPy's float32 matrix product on this machine, measured now."""
     rng = np.random.default_rng(0)
@@ -286,10 +298,12 @@ def main(argv=None) -> int:
                         choices=[c.name for c in CASES])
     parser.add_argument("-o", "--output", default="benchmarks/results", help="directory for JSON and PNG")
     args = parser.parse_args(argv)
+    import_peers()
     report = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
                           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")},
-              "sgemm_gflops": sgemm_rate(), "cases": []}
-    print(f"NumPy float32 sgemm: {report['sgemm_gflops']:.0f} GFLOP/s")
+              "lstmgen_blas": blas.choice(), "sgemm_gflops": sgemm_rate(), "cases": []}
+    print(f"NumPy float32 sgemm: {report['sgemm_gflops']:.0f} GFLOP/s; lstmgen's BLAS: "
+          f"{report['lstmgen_blas']}")
     print(f"{'case':<16} {'lstmgen ms':>11} {'ORT ms':>9} {'torch ms':>9} {'ratio':>6} {'GFLOP/s':>8} {'of sgemm':>8}")
     for case in CASES:
         if case.name not in args.cases:

@@ -7,10 +7,12 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from lstmgen.blas import choice as blas_choice
+from lstmgen.blas import mkl_runtime
 from lstmgen.devices import unavailable
 from lstmgen.errors import SpecError
-from lstmgen.lower.plan import (KNOWN_TARGETS, NOT_PROBED, REQUESTABLE, TARGETS, VariantKey,
-                                choose_target, explain)
+from lstmgen.lower.plan import (BLAS_CHOICES, KNOWN_TARGETS, NOT_PROBED, REQUESTABLE, TARGETS,
+                                VariantKey, choose_target, explain)
 from lstmgen.spec import LSTMSpec
 from lstmgen.version import GENERATOR_VERSION
 
@@ -37,14 +39,14 @@ def load_spec(path: str) -> LSTMSpec:
         raise UsageError(f"{path}: {err}") from None
 
 
-def compile_spec(spec: LSTMSpec, output: Path, target: str) -> Path:
+def compile_spec(spec: LSTMSpec, output: Path, target: str, blas: str = "numpy") -> Path:
     from lstmgen.render import generate  # Jinja only for the commands that render
 
     if target == "cudnn":
         raise UsageError("target 'cudnn' generates no module: a layer drives cuDNN at run time")
     # Generating CUDA code needs no GPU; "auto" does not look for one and picks cpu.
     choice = choose_target(spec, target, {**NOT_PROBED, "cuda": None} if target == "cuda" else NOT_PROBED)
-    return generate(VariantKey.from_spec(spec, choice.target), output)
+    return generate(VariantKey.from_spec(spec, choice.target, blas), output)
 
 
 def info() -> str:
@@ -54,6 +56,9 @@ def info() -> str:
             lines.append(f"  {package} {metadata.version(package)}")
         except metadata.PackageNotFoundError:
             lines.append(f"  {package} not installed")
+    mkl = mkl_runtime()
+    lines.append(f"cpu BLAS: {'mkl (' + mkl + ')' if mkl else 'numpy (the mkl wheel is not installed)'}"
+                 f"; a layer takes {blas_choice()}")
     lines.append("targets:")
     for target in KNOWN_TARGETS:
         state = "available" if target in TARGETS else "not available in this build"
@@ -71,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     compile_cmd.add_argument("spec", nargs="+", help="spec JSON file(s)")
     compile_cmd.add_argument("-o", "--output", default="generated", help="directory (default: generated)")
     compile_cmd.add_argument("--target", default="auto", choices=REQUESTABLE)
+    compile_cmd.add_argument("--blas", default="numpy", choices=BLAS_CHOICES,
+                             help="the BLAS cpu code calls (default numpy: the module runs wherever "
+                                  "numba does; mkl needs the mkl wheel where it is imported)")
     explain_cmd = commands.add_parser("explain", help="which target runs a spec, and why")
     explain_cmd.add_argument("spec")
     explain_cmd.add_argument("--target", default="auto", choices=REQUESTABLE)
@@ -90,7 +98,7 @@ def main(argv=None) -> int:
     try:
         if args.command == "compile":
             for path in args.spec:
-                print(compile_spec(load_spec(path), Path(args.output), args.target))
+                print(compile_spec(load_spec(path), Path(args.output), args.target, args.blas))
         elif args.command == "explain":
             print(explain(load_spec(args.spec), args.target, unavailable()))
         else:

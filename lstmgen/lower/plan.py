@@ -20,6 +20,8 @@ DEVICE_TARGETS = ("cuda", "cudnn")
 # does no I/O): "auto" then picks neither. A layer and `lstmgen explain` look (lstmgen/devices.py).
 NOT_PROBED = {target: "not looked for: only a layer (or `lstmgen explain`) looks for a GPU"
               for target in DEVICE_TARGETS}
+# The BLAS generated CPU code calls (lstmgen/blas.py says which one a layer takes).
+BLAS_CHOICES = ("mkl", "numpy")
 
 
 @dataclass(frozen=True)
@@ -46,14 +48,18 @@ class VariantKey:
     # Training-mode dropout masks per call: 0 (none), 1, or 4 (one per gate).
     input_mask_count: int
     recurrent_mask_count: int
+    # The BLAS the cpu target's code calls (one of BLAS_CHOICES); None for the other targets.
+    blas: Optional[str]
 
     @classmethod
-    def from_spec(cls, spec: LSTMSpec, target: str) -> "VariantKey":
+    def from_spec(cls, spec: LSTMSpec, target: str, blas: str = "numpy") -> "VariantKey":
         if spec.input_dim is None:
             raise ValueError(f"input_dim is unknown for {spec!r}: generating code needs it "
                              "(build the layer, or set input_dim in the spec)")
         if spec.unroll and spec.timesteps is None:
             raise ValueError(f"unroll=True for {spec!r} needs timesteps to write straight-line code")
+        if blas not in BLAS_CHOICES:
+            raise ValueError(f"blas={blas!r}: must be one of {', '.join(BLAS_CHOICES)}")
         return cls(
             target=target,
             dtype=spec.dtype,
@@ -69,6 +75,7 @@ class VariantKey:
             unrolled_timesteps=spec.timesteps if spec.unroll else None,
             input_mask_count=spec.dropout_mask_count if spec.dropout > 0 else 0,
             recurrent_mask_count=4 if spec.recurrent_dropout > 0 else 0,
+            blas=blas if target == "cpu" else None,
         )
 
     def to_json(self) -> str:
