@@ -20,13 +20,25 @@ from blas_helpers import skip_without
 def test_choice_follows_the_environment(monkeypatch):
     monkeypatch.setenv(blas.ENV, "numpy")
     assert blas.choice() == "numpy"
+    auto = "mkl" if blas.mkl_runtime() and not blas.torch_installed() else "numpy"
     monkeypatch.setenv(blas.ENV, "auto")
-    assert blas.choice() == ("mkl" if blas.mkl_runtime() else "numpy")
+    assert blas.choice() == auto
     monkeypatch.delenv(blas.ENV)
-    assert blas.choice() == ("mkl" if blas.mkl_runtime() else "numpy")
+    assert blas.choice() == auto
+    skip_without("mkl")
+    monkeypatch.setenv(blas.ENV, "MKL")
+    assert blas.choice() == "mkl"
     monkeypatch.setenv(blas.ENV, "openblas")
     with pytest.raises(ValueError, match="LSTMGEN_BLAS='openblas': expected one of auto, mkl, numpy"):
         blas.choice()
+
+
+@pytest.mark.parametrize("torch_installed", [False, True])
+def test_auto_takes_mkl_where_torch_is_not_installed(monkeypatch, torch_installed):
+    monkeypatch.delenv(blas.ENV, raising=False)
+    monkeypatch.setattr(blas, "mkl_runtime", lambda: "/opt/libmkl_rt.so.2")
+    monkeypatch.setattr(blas, "torch_installed", lambda: torch_installed)
+    assert blas.choice() == ("numpy" if torch_installed else "mkl")
 
 
 def test_asking_for_mkl_without_it_says_how_to_get_it(monkeypatch):
