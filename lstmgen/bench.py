@@ -360,7 +360,11 @@ def main(argv=None) -> int:
     if args.serve:
         serve(Case(**json.loads(args.serve)), args.threads, args.output)
         return 0
-    import_peers()  # lstmgen on MKL runs in its own process (IsolatedLstmgen); on NumPy's BLAS here
+    if blas.ENV not in os.environ and blas.mkl_runtime():
+        # auto would say numpy, torch being installed; but lstmgen's MKL runs in a process of its
+        # own here (IsolatedLstmgen), so the benchmark times the fastest code lstmgen has.
+        os.environ[blas.ENV] = "mkl"
+    import_peers()
     report = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
                           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")},
               "lstmgen_blas": blas.choice(), "sgemm_gflops": sgemm_rate(), "cases": []}

@@ -1,10 +1,12 @@
 """The benchmark harness runs, checks agreement, and reports peers it cannot run (no timing asserted)."""
 
+import json
+
 import pytest
 
 from blas_helpers import skip_without
 from lstmgen import blas
-from lstmgen.bench import Case, bench_case
+from lstmgen.bench import Case, bench_case, main
 from lstmgen.lower.plan import BLAS_CHOICES
 
 
@@ -26,3 +28,14 @@ def test_bench_case_runs_every_available_implementation(monkeypatch, case, blas_
     reported = set(row["results"]) | {note.split()[0] for note in row["notes"]}
     assert expected_peers <= reported
     assert row["ratio"] > 0 and row["best_peer"] in expected_peers
+
+
+def test_bench_times_the_mkl_code_wherever_mkl_is_installed(monkeypatch, tmp_path):
+    """torch is installed beside it, so auto would say numpy; the benchmark isolates MKL instead."""
+    skip_without("mkl")
+    monkeypatch.setenv(blas.ENV, "")  # recorded, so that main's setting is undone afterwards
+    monkeypatch.delenv(blas.ENV)
+    assert main(["--cases", "small", "--repeats", "1", "--rounds", "1", "-o", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "cpu.json").read_text())
+    assert report["lstmgen_blas"] == "mkl"
+    assert report["cases"][0]["lstmgen_process"] == "its own"
