@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstmgen import blas
 from lstmgen.interop.gates import keras_to_onnx, keras_to_torch
 from lstmgen.batch_threads import set_num_threads
 from lstmgen.runtime import LSTM
@@ -107,6 +108,47 @@ def run_lstmgen(problem: Problem, threads: int):
     return call, result
 
 
+class IsolatedLstmgen:
+    """lstmgen timed in a child process that imports no peer, in lockstep with the peers here.
+
+    For lstmgen on MKL: MKL and torch's own MKL call into each other in one process (torch's
+    float64 LSTM measured 29x slower after lstmgen's MKL ran), which would time a crippled peer.
+    """
+
+    def __init__(self, case: Case, threads: int):
+        self._output = tempfile.NamedTemporaryFile(suffix=".npz", delete=False)
+        self._output.close()
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "lstmgen", "bench", "--serve", json.dumps(asdict(case)),
+             "--threads", str(threads), "-o", self._output.name],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self._child.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"lstmgen's benchmark process for {case.name} failed (its stderr above)")
+        with np.load(self._output.name) as saved:
+            self.y, self.h = saved["y"], saved["h"]
+        os.unlink(self._output.name)
+
+    def times(self, repeats: int) -> list:
+        self._child.stdin.write(f"{repeats}\n")
+        self._child.stdin.flush()
+        return json.loads(self._child.stdout.readline())
+
+    def close(self) -> None:
+        self._child.stdin.close()
+        self._child.wait()
+
+
+def serve(case: Case, threads: int, output: str) -> None:
+    """The child side of IsolatedLstmgen: saves lstmgen's answer, then times calls on request."""
+    problem = Problem(case, problem_rng(case))
+    call, result = run_lstmgen(problem, threads)
+    y, h = result()
+    np.savez(output, y=y, h=h)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        print(json.dumps(time_call(call, int(line))), flush=True)
+
+
 def run_onnxruntime(problem: Problem, threads: int):
     import onnx
     import onnxruntime as ort
@@ -176,6 +218,17 @@ def run_torch(problem: Problem, threads: int):
     return call, result
 
 
+def import_peers() -> None:
+    """Import the peers before lstmgen's first call. MKL makes its functions global when it loads:
+    a torch imported after that calls lstmgen's sequential MKL for its own products (measured 2x
+    slower matrix products on 2 threads); imported before, each keeps its own."""
+    for name in ("torch", "onnxruntime"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass  # bench_case notes the missing peer
+
+
 def sgemm_rate(repeats: int = 7) -> float:
     """GFLOP/s of NumPy's float32 matrix product on this machine, measured now."""
     rng = np.random.default_rng(0)
@@ -183,18 +236,33 @@ def sgemm_rate(repeats: int = 7) -> float:
     return 2 * 2048 ** 3 / np.median(time_call(lambda: a @ b, repeats)) / 1e9
 
 
+def problem_rng(case: Case) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32(case.name.encode()))
+
+
+def timed_locally(make):
+    """A runner's (call, result) as (timer, result); timer(repeats) -> seconds per call."""
+    call, result = make()
+    return (lambda repeats: time_call(call, repeats)), result
+
+
 def bench_case(case: Case, threads: int, repeats: int, rounds: int) -> dict:
-    problem = Problem(case, np.random.default_rng(zlib.crc32(case.name.encode())))
-    runners = {"lstmgen": lambda: run_lstmgen(problem, threads),
-               "onnxruntime": lambda: run_onnxruntime(problem, threads),
-               "torch": lambda: run_torch(problem, threads)}
-    row = {"case": asdict(case), "gflop": flops(case) / 1e9, "results": {}, "notes": []}
+    problem = Problem(case, problem_rng(case))
+    isolated = blas.choice() == "mkl"
+    runners = {"lstmgen": lambda: timed_locally(lambda: run_lstmgen(problem, threads)),
+               "onnxruntime": lambda: timed_locally(lambda: run_onnxruntime(problem, threads)),
+               "torch": lambda: timed_locally(lambda: run_torch(problem, threads))}
+    if isolated:
+        child = IsolatedLstmgen(case, threads)
+        runners["lstmgen"] = lambda: (child.times, lambda: (child.y, child.h))
+    row = {"case": asdict(case), "gflop": flops(case) / 1e9, "results": {}, "notes": [],
+           "lstmgen_process": "its own" if isolated else "the peers'"}
     tolerance = 2e-4 if case.dtype == "float32" else 1e-10
     expected = None
-    calls = {}
+    timers = {}
     for name, make in runners.items():
         try:
-            call, result = make()
+            timer, result = make()
             y, h = result()
         except ImportError as err:
             row["notes"].append(f"{name} skipped: not installed ({err.name})")
@@ -209,14 +277,16 @@ def bench_case(case: Case, threads: int, repeats: int, rounds: int) -> dict:
         error = max(float(np.max(np.abs(y - expected[0]))), float(np.max(np.abs(h - expected[1]))))
         if error > tolerance:
             raise AssertionError(f"{name} disagrees with lstmgen on {case.name}: max |diff| {error:.2e}")
-        calls[name] = call
+        timers[name] = timer
         row["results"][name] = {"max_abs_diff": error}
     # Rounds alternate the implementations so that drift in the machine's speed hits all alike.
-    times = {name: [] for name in calls}
+    times = {name: [] for name in timers}
     for _ in range(rounds):
-        for name, call in calls.items():
+        for name, timer in timers.items():
             time.sleep(SETTLE_S)
-            times[name] += time_call(call, repeats)
+            times[name] += timer(repeats)
+    if isolated:
+        child.close()
     for name, samples in times.items():
         row["results"][name].update(median_ms=1e3 * float(np.median(samples)),
                                     q1_ms=1e3 * float(np.percentile(samples, 25)),
@@ -285,11 +355,21 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", nargs="*", default=[c.name for c in CASES],
                         choices=[c.name for c in CASES])
     parser.add_argument("-o", "--output", default="benchmarks/results", help="directory for JSON and PNG")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)  # a case's JSON: run as IsolatedLstmgen's child
     args = parser.parse_args(argv)
+    if args.serve:
+        serve(Case(**json.loads(args.serve)), args.threads, args.output)
+        return 0
+    if blas.ENV not in os.environ and blas.mkl_runtime():
+        # auto would say numpy, torch being installed; but lstmgen's MKL runs in a process of its
+        # own here (IsolatedLstmgen), so the benchmark times the fastest code lstmgen has.
+        os.environ[blas.ENV] = "mkl"
+    import_peers()
     report = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
                           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")},
-              "sgemm_gflops": sgemm_rate(), "cases": []}
-    print(f"NumPy float32 sgemm: {report['sgemm_gflops']:.0f} GFLOP/s")
+              "lstmgen_blas": blas.choice(), "sgemm_gflops": sgemm_rate(), "cases": []}
+    print(f"NumPy float32 sgemm: {report['sgemm_gflops']:.0f} GFLOP/s; lstmgen's BLAS: "
+          f"{report['lstmgen_blas']}")
     print(f"{'case':<16} {'lstmgen ms':>11} {'ORT ms':>9} {'torch ms':>9} {'ratio':>6} {'GFLOP/s':>8} {'of sgemm':>8}")
     for case in CASES:
         if case.name not in args.cases:

@@ -7,9 +7,11 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from lstmgen.blas import choice as blas_choice
+from lstmgen.blas import mkl_runtime
 from lstmgen.devices import unavailable
 from lstmgen.errors import SpecError
-from lstmgen.lower.plan import KNOWN_TARGETS, REQUESTABLE, TARGETS, explain, generation_key
+from lstmgen.lower.plan import BLAS_CHOICES, KNOWN_TARGETS, REQUESTABLE, TARGETS, explain, generation_key
 from lstmgen.spec import LSTMSpec
 from lstmgen.version import GENERATOR_VERSION
 
@@ -40,19 +42,19 @@ def load_spec(path: str) -> LSTMSpec:
         raise UsageError(f"{path}: {err}") from None
 
 
-def compile_spec(spec: LSTMSpec, output: Path, target: str) -> Path:
+def compile_spec(spec: LSTMSpec, output: Path, target: str, blas: str = "numpy") -> Path:
     from lstmgen.render import generate  # Jinja only for the commands that render
 
-    return generate(generation_key(spec, target), output)
+    return generate(generation_key(spec, target, blas), output)
 
 
-def compile_model(path: str, output: Path, target: str) -> list:
+def compile_model(path: str, output: Path, target: str, blas: str = "numpy") -> list:
     """One line per LSTM layer of the model file: its key, module and weights file."""
     from lstmgen.export import export_model
 
     if not Path(path).is_file():
         raise UsageError(f"{path}: no such model file")
-    return [f"{e.key}: {e.module} {e.weights}" for e in export_model(path, output, target)]
+    return [f"{e.key}: {e.module} {e.weights}" for e in export_model(path, output, target, blas)]
 
 
 def info() -> str:
@@ -62,6 +64,9 @@ def info() -> str:
             lines.append(f"  {package} {metadata.version(package)}")
         except metadata.PackageNotFoundError:
             lines.append(f"  {package} not installed")
+    mkl = mkl_runtime()
+    lines.append(f"cpu BLAS: {'mkl (' + mkl + ')' if mkl else 'numpy (the mkl wheel is not installed)'}"
+                 f"; a layer takes {blas_choice()}")
     lines.append("targets:")
     for target in KNOWN_TARGETS:
         state = "available" if target in TARGETS else "not available in this build"
@@ -81,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     compile_cmd.add_argument("spec", nargs="+", help="spec JSON file(s), or .keras / .h5 model files")
     compile_cmd.add_argument("-o", "--output", default="generated", help="directory (default: generated)")
     compile_cmd.add_argument("--target", default="auto", choices=REQUESTABLE)
+    compile_cmd.add_argument("--blas", default="numpy", choices=BLAS_CHOICES,
+                             help="the BLAS cpu code calls (default numpy: the module runs wherever "
+                                  "numba does; mkl needs the mkl wheel where it is imported)")
     explain_cmd = commands.add_parser("explain", help="which target runs a spec, and why")
     explain_cmd.add_argument("spec")
     explain_cmd.add_argument("--target", default="auto", choices=REQUESTABLE)
@@ -101,9 +109,9 @@ def main(argv=None) -> int:
         if args.command == "compile":
             for path in args.spec:
                 if Path(path).suffix.lower() in MODEL_SUFFIXES:
-                    print("\n".join(compile_model(path, Path(args.output), args.target)))
+                    print("\n".join(compile_model(path, Path(args.output), args.target, args.blas)))
                 else:
-                    print(compile_spec(load_spec(path), Path(args.output), args.target))
+                    print(compile_spec(load_spec(path), Path(args.output), args.target, args.blas))
         elif args.command == "explain":
             print(explain(load_spec(args.spec), args.target, unavailable()))
         else:

@@ -28,7 +28,7 @@ class ExportedLayer:
     weights: Path
 
 
-def export_model(path: str, directory: Path, target: str = "auto") -> list:
+def export_model(path: str, directory: Path, target: str = "auto", blas: str = "numpy") -> list:
     """Write the module and the weights of every LSTM layer in the model file at `path`."""
     from lstmgen.interop.keras import from_keras
 
@@ -37,7 +37,7 @@ def export_model(path: str, directory: Path, target: str = "auto") -> list:
     stem, directory = Path(path).stem, Path(directory)
     planned, names = [], {}
     for key, runner in runners:
-        variant = generation_key(runner.spec, target)
+        variant = generation_key(runner.spec, target, blas)
         weights_name = f"{stem}.{_file_safe(key)}.npz"
         if weights_name in names:
             raise ValueError(f"{path}: layers {names[weights_name]!r} and {key!r} would both save "

@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from lstmgen import batch_threads
+from contextlib import nullcontext
+
+from lstmgen import batch_threads, blas
 from lstmgen.blas_threads import single_threaded_blas
 from lstmgen.cache import VARIANTS
 from lstmgen.devices import unavailable
@@ -36,7 +38,8 @@ class LSTM:
         # Scratch of the last call's shape (zx [N*T, 4H], zh [N, 4H]), reused while it repeats.
         self._scratch_shape = None
         self._scratch = ()
-        # (unrolled length, masked, training) -> (generated function, its parameter names, batch axes).
+        # (unrolled length, masked, training) -> (generated function, its parameter names, batch
+        # axes, its BLAS).
         self._entries = {}
 
     @property
@@ -193,14 +196,15 @@ class LSTM:
         spec = self.spec
         n_batch, n_time = (x.shape[1], x.shape[0]) if spec.time_major else x.shape[:2]
         training_variant = input_masks is not None or recurrent_masks is not None
-        function, params, axes = self._entry(n_time if spec.unroll else None, mask is not None,
-                                             training_variant)
+        function, params, axes, blas_name = self._entry(n_time if spec.unroll else None,
+                                                        mask is not None, training_variant)
         values = {"x": x, "h0": h0, "c0": c0, "mask": mask, **self._buffers(n_batch, n_time),
                   "input_masks": input_masks, "recurrent_masks": recurrent_masks,
                   **dict(zip(spec.weight_names, self._weights))}
         multiply_adds = n_batch * n_time * spec.units * (4 * (spec.input_dim + spec.output_size)
                                                          + spec.proj_size)
-        with single_threaded_blas():
+        # MKL runs sequential (set by the generated module); NumPy's BLAS must be told.
+        with single_threaded_blas() if blas_name == "numpy" else nullcontext():
             batch_threads.run(function, [values[p] for p in params], axes, n_batch, n_time,
                               multiply_adds)
         return values["output"], values["h"], values["c"]
@@ -271,10 +275,11 @@ class LSTM:
         found = self._entries.get((unrolled_steps, masked, training))
         if found is None:
             spec = self.spec if unrolled_steps is None else self.spec.replace(timesteps=unrolled_steps)
-            key = VariantKey.from_spec(spec, "cpu")  # the only target with generated code
+            # cpu is the only target with generated code.
+            key = VariantKey.from_spec(spec, "cpu", blas.choice())
             entry = next(e for e in entry_points(key) if e.masked == masked and e.training == training)
             found = (getattr(VARIANTS.get(key), entry.name + "_into"), entry.into_params,
-                     [batch_axis(p, key) for p in entry.into_params])
+                     [batch_axis(p, key) for p in entry.into_params], key.blas)
             self._entries[(unrolled_steps, masked, training)] = found
         return found
 

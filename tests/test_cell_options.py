@@ -23,6 +23,8 @@ from lstmgen.lower.plan import (VariantKey, choose_target, cuda_uncovered_reason
                                 cudnn_ineligible_reason, explain)
 from lstmgen.render import render
 from lstmgen.spec import CELL_OPTIONS, LSTMSpec
+from blas_helpers import skip_without
+from lstmgen import blas
 from test_cpu_target import MASK, as_list, assert_matches, masks
 
 UNITS, INPUT_DIM = 4, 3
@@ -86,6 +88,27 @@ def test_variants_match_reference(data, seed, variant, n_batch, masked, with_ini
     assert [a.shape[-1] for a in got] == [spec.output_size, spec.output_size, UNITS]
     assert_matches(got, run_reference(spec, weights, x, mask=mask, initial_state=initial_state),
                    spec.dtype)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANT_OPTIONS))
+def test_variants_on_mkl_match_reference(monkeypatch, variant):
+    """The MKL variant's products (packed recurrent kernel of P rows, the per-row projection)."""
+    skip_without("mkl")
+    monkeypatch.setenv(blas.ENV, "mkl")
+    rng = np.random.default_rng(23)
+    layer, weights = variant_layer(variant, rng)
+    spec = layer.spec
+    x = inputs(spec, rng, 5, spec.timesteps or 5)
+    mask = rng.random((5, x.shape[0 if spec.time_major else 1])) < 0.7
+    training = spec.dropout > 0
+    got = layer(x, mask=mask, training=training)
+    used = {}
+    if training:
+        count = spec.dropout_mask_count
+        used = {"input_masks": layer.get_dropout_mask_for_cell(np.empty((5, INPUT_DIM)), True, count),
+                "recurrent_masks": layer.get_recurrent_dropout_mask_for_cell(
+                    np.empty((5, spec.output_size)), True, count)}
+    assert_matches(got, run_reference(spec, weights, x, mask=mask, **used), spec.dtype)
 
 
 @pytest.mark.parametrize("masked", [False, True])
@@ -215,7 +238,7 @@ def test_generated_code_is_specialized():
     rich = render(VariantKey.from_spec(
         LSTMSpec(3, input_dim=2, **VARIANT_OPTIONS["all"]), "cpu"))
     for word in ("recurrent_bias[", "peephole[2 * UNITS + j] * c_new", "CLIP = DTYPE(0.9)",
-                 "PROJ_SIZE = 2", "np.dot(zh_t[:UNITS], projection, h_t)", "f = DTYPE(1.0) - i",
+                 "PROJ_SIZE = 2", "_matmul(zh_t[:UNITS].reshape(1, UNITS), projection, h_t.reshape(1, PROJ_SIZE))", "f = DTYPE(1.0) - i",
                  "return x if x >= 0.0 else 0.01 * x", "min(max(0.3 * x + 0.45, 0.0), 1.0)"):
         assert word in rich, word
 

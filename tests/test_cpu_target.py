@@ -26,8 +26,9 @@ import lstmgen
 from lstmgen import reference
 from lstmgen.activations import ACTIVATIONS
 from lstmgen.cache import VARIANTS
-from lstmgen.lower.plan import VariantKey
+from lstmgen.lower.plan import BLAS_CHOICES, VariantKey
 from lstmgen.spec import LSTMSpec
+from blas_helpers import skip_without
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = sorted(ACTIVATIONS)
@@ -361,10 +362,12 @@ def test_nan_and_inf_propagate(dtype, masked):
     assert np.isfinite(result[0][3]).all()
 
 
-def test_generated_functions_callable_from_user_njit():
+@pytest.mark.parametrize("blas", BLAS_CHOICES)
+def test_generated_functions_callable_from_user_njit(blas):
+    skip_without(blas)
     units, input_dim, n_batch, n_time = 3, 2, 3, 5
     spec = LSTMSpec(units, input_dim=input_dim, dtype="float64", return_sequences=True)
-    module = VARIANTS.get(VariantKey.from_spec(spec, "cpu"))
+    module = VARIANTS.get(VariantKey.from_spec(spec, "cpu", blas))
     step, step_masked, forward = module.step, module.step_masked, module.forward
 
     @numba.njit
@@ -425,6 +428,7 @@ CROSS_PROCESS_SCRIPT = """
 import json
 import numpy as np
 import lstmgen
+from lstmgen import blas
 from lstmgen.cache import VARIANTS
 from lstmgen.lower.plan import VariantKey
 
@@ -433,7 +437,7 @@ layer = lstmgen.LSTM(3, dtype="float64", return_sequences=True)
 layer.set_weights([rng.normal(0.0, 0.5, s) for s in [(2, 12), (3, 12), (12,)]])
 y = layer(rng.normal(size=(2, 4, 2)))
 stats = dict(VARIANTS.stats)
-fn = VARIANTS.get(VariantKey.from_spec(layer.spec, layer.target)).forward_into
+fn = VARIANTS.get(VariantKey.from_spec(layer.spec, layer.target, blas.choice())).forward_into
 print(json.dumps({"rendered": stats.get("rendered", 0), "module": stats.get("module", 0),
                   "cache_hits": sum(fn.stats.cache_hits.values()),
                   "cache_misses": sum(fn.stats.cache_misses.values()), "y": y.tolist()}))

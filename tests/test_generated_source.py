@@ -21,7 +21,7 @@ import pytest
 from lstmgen import LSTMSpec, render as render_module
 from lstmgen.activations import ACTIVATIONS, SCALAR_HELPERS
 from lstmgen.lower import cpu
-from lstmgen.lower.plan import VariantKey
+from lstmgen.lower.plan import BLAS_CHOICES, VariantKey
 from lstmgen.render import generate, render, write_if_changed
 from lstmgen.sources import templates_digest, templates_dir
 from lstmgen.version import GENERATOR_VERSION
@@ -516,20 +516,27 @@ def test_environment_is_strict_and_plain():
 
 
 def test_real_template_needs_every_context_field_it_names():
-    key = _key(dropout=0.5, recurrent_dropout=0.5)
-    ctx = cpu.lower(key)
-    text = "".join(p.read_text() for p in templates_dir().rglob("*.j2"))
-    used = [f.name for f in dataclasses.fields(ctx) if f"ctx.{f.name}" in text]
-    assert used == [f.name for f in dataclasses.fields(ctx)], "the context carries a field no template uses"
+    """Every field is needed by the variant of one BLAS or the other (mkl_prefix only by MKL's)."""
     template = render_module._ENV.get_template(cpu.TEMPLATE)
-    full = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)}
-    assert template.render(ctx=types.SimpleNamespace(**full), templates_digest=templates_digest()) == render(key)
-    for name in used:
-        partial = types.SimpleNamespace(**{k: v for k, v in full.items() if k != name})
+    text = "".join(p.read_text() for p in templates_dir().rglob("*.j2"))
+    needed = set()
+    for blas in BLAS_CHOICES:
+        spec = LSTMSpec(3, input_dim=2, dropout=0.5, recurrent_dropout=0.5)
+        key = VariantKey.from_spec(spec, "cpu", blas)
+        ctx = cpu.lower(key)
+        used = [f.name for f in dataclasses.fields(ctx) if f"ctx.{f.name}" in text]
+        assert used == [f.name for f in dataclasses.fields(ctx)], "the context carries a field no template uses"
+        full = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)}
+        assert template.render(ctx=types.SimpleNamespace(**full), templates_digest=templates_digest()) == render(key)
+        for name in used:
+            partial = types.SimpleNamespace(**{k: v for k, v in full.items() if k != name})
+            try:
+                template.render(ctx=partial, templates_digest=templates_digest())
+            except jinja2.UndefinedError:
+                needed.add(name)
         with pytest.raises(jinja2.UndefinedError):
-            template.render(ctx=partial, templates_digest=templates_digest())
-    with pytest.raises(jinja2.UndefinedError):
-        template.render(ctx=ctx)
+            template.render(ctx=ctx)
+    assert needed == set(used)
 
 
 def test_context_is_frozen():

@@ -27,6 +27,9 @@ keras = pytest.importorskip("keras")
 from keras_float64 import exact_float64_matmul  # noqa: E402,F401  (autouse fixture)
 
 import lstmgen  # noqa: E402
+from blas_helpers import skip_without  # noqa: E402
+from lstmgen import blas  # noqa: E402
+from lstmgen.lower.plan import BLAS_CHOICES  # noqa: E402
 
 # Keras's own variables and tensors trip numpy 2's __array__(copy=) deprecation; not ours to fix.
 pytestmark = pytest.mark.filterwarnings(
@@ -39,6 +42,13 @@ MASK = np.array([[1, 0, 1, 1, 0],
                  [0, 0, 0, 0, 0],
                  [1, 1, 1, 0, 0]], dtype=bool)
 DTYPES = ("float32", "float64")
+
+
+@pytest.fixture(autouse=True, params=BLAS_CHOICES)
+def blas_variant(request, monkeypatch):
+    """Every comparison runs on the code for each BLAS (MKL's is skipped where not installed)."""
+    skip_without(request.param)
+    monkeypatch.setenv(blas.ENV, request.param)
 
 
 def tolerances(dtype):

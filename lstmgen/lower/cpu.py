@@ -94,6 +94,8 @@ class CpuContext(CommonContext):
     entry_points: tuple
     step_params: str
     step_masked_params: str
+    blas: str  # "mkl" or "numpy" (lower.plan.BLAS_CHOICES)
+    mkl_prefix: str  # "s" or "d": MKL's name letter for the dtype (cblas_sgemm, cblas_dgemm)
 
 
 def weight_params(key: VariantKey) -> tuple:
@@ -204,4 +206,6 @@ def lower(key: VariantKey) -> CpuContext:
         entry_points=entry_points(key),
         step_params=", ".join(step_params),
         step_masked_params=", ".join(step_params + ("mask_t",)),
+        blas=key.blas,
+        mkl_prefix={"float32": "s", "float64": "d"}[key.dtype],
     )

@@ -21,6 +21,8 @@ DEVICE_TARGETS = ("cuda", "cudnn")
 # does no I/O): "auto" then picks neither. A layer and `lstmgen explain` look (lstmgen/devices.py).
 NOT_PROBED = {target: "not looked for: only a layer (or `lstmgen explain`) looks for a GPU"
               for target in DEVICE_TARGETS}
+# The BLAS generated CPU code calls (lstmgen/blas.py says which one a layer takes).
+BLAS_CHOICES = ("mkl", "numpy")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class VariantKey:
     # Training-mode dropout masks per call: 0 (none), 1, or 4 (one per gate).
     input_mask_count: int
     recurrent_mask_count: int
+    # The BLAS the cpu target's code calls (one of BLAS_CHOICES); None for the other targets.
+    blas: Optional[str]
     # The cell options (lstmgen.spec.CELL_OPTIONS), with the same defaults: left out of the JSON
     # at their defaults, so Keras-like variants keep their names.
     output_activation: object = None
@@ -57,12 +61,14 @@ class VariantKey:
     proj_size: int = 0
 
     @classmethod
-    def from_spec(cls, spec: LSTMSpec, target: str) -> "VariantKey":
+    def from_spec(cls, spec: LSTMSpec, target: str, blas: str = "numpy") -> "VariantKey":
         if spec.input_dim is None:
             raise ValueError(f"input_dim is unknown for {spec!r}: generating code needs it "
                              "(build the layer, or set input_dim in the spec)")
         if spec.unroll and spec.timesteps is None:
             raise ValueError(f"unroll=True for {spec!r} needs timesteps to write straight-line code")
+        if blas not in BLAS_CHOICES:
+            raise ValueError(f"blas={blas!r}: must be one of {', '.join(BLAS_CHOICES)}")
         return cls(
             target=target,
             dtype=spec.dtype,
@@ -78,6 +84,7 @@ class VariantKey:
             unrolled_timesteps=spec.timesteps if spec.unroll else None,
             input_mask_count=spec.dropout_mask_count if spec.dropout > 0 else 0,
             recurrent_mask_count=4 if spec.recurrent_dropout > 0 else 0,
+            blas=blas if target == "cpu" else None,
             **{name: getattr(spec, name) for name in CELL_OPTIONS},
         )
 
@@ -206,13 +213,14 @@ def choose_target(spec: LSTMSpec, requested: str = "auto",
     raise ValueError(f"no target can run {spec!r}: " + "; ".join(reasons))
 
 
-def generation_key(spec: LSTMSpec, requested: str = "auto") -> VariantKey:
+def generation_key(spec: LSTMSpec, requested: str = "auto", blas: str = "numpy") -> VariantKey:
     """The variant `lstmgen compile` writes for `spec`. Generating looks for no GPU: "auto"
-    means cpu, and "cuda" writes CUDA code without one; cudnn has no module to write."""
+    means cpu, and "cuda" writes CUDA code without one; cudnn has no module to write.
+    `blas`: what cpu code calls (numpy's by default, so the module runs wherever Numba does)."""
     if requested == "cudnn":
         raise ValueError("target 'cudnn' generates no module: a layer drives cuDNN at run time")
     unavailable = {**NOT_PROBED, "cuda": None} if requested == "cuda" else NOT_PROBED
-    return VariantKey.from_spec(spec, choose_target(spec, requested, unavailable).target)
+    return VariantKey.from_spec(spec, choose_target(spec, requested, unavailable).target, blas)
 
 
 def explain(spec: LSTMSpec, requested: str = "auto", unavailable: Mapping = NOT_PROBED) -> str:

@@ -1,0 +1,51 @@
+"""Which BLAS generated CPU code calls: MKL when the `mkl` wheel is installed, else NumPy's.
+
+"mkl": the recurrent product of every step runs on MKL's packed GEMM (the recurrent kernel is
+packed once per call), the input projection on MKL's GEMM, both called straight from the compiled
+code. "numpy": Numba's np.dot, which calls the OpenBLAS behind scipy. $LSTMGEN_BLAS picks one:
+auto (the default), mkl, or numpy.
+
+"auto" takes MKL only where torch is not installed. MKL loads its libraries with global symbols,
+and torch's CPU wheel carries its own MKL with global symbols too; in one process each ends up
+calling into the other (measured here: torch's float64 LSTM 29x slower after lstmgen's MKL ran,
+torch's matrix products 2x slower when torch was imported after it).
+"""
+
+import functools
+import importlib.util
+import os
+from importlib import metadata
+
+from lstmgen.lower.plan import BLAS_CHOICES
+from lstmgen.sources import templates_dir
+
+ENV = "LSTMGEN_BLAS"
+
+
+@functools.lru_cache(maxsize=1)
+def mkl_runtime():
+    """The path of libmkl_rt, found as generated modules find it (the same source), or None."""
+    path = templates_dir() / "cpu" / "_find_mkl.py.j2"
+    namespace = {"metadata": metadata, "os": os}
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
+    return namespace["find_mkl_runtime"]()
+
+
+@functools.lru_cache(maxsize=1)
+def torch_installed() -> bool:
+    """Whether torch could be imported here (looked up without importing it)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def choice() -> str:
+    """The BLAS new CPU variants are generated for: $LSTMGEN_BLAS, resolving "auto"."""
+    setting = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if setting not in ("auto",) + BLAS_CHOICES:
+        raise ValueError(f"{ENV}={os.environ[ENV]!r}: expected one of auto, "
+                         + ", ".join(BLAS_CHOICES))
+    if setting == "auto":
+        return "mkl" if mkl_runtime() and not torch_installed() else "numpy"
+    if setting == "mkl" and not mkl_runtime():
+        raise ValueError(f"{ENV}=mkl, but MKL is not installed (pip install 'lstmgen[mkl]', "
+                         "or unset it to use NumPy's BLAS)")
+    return setting

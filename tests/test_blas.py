@@ -1,0 +1,173 @@
+"""The BLAS choice of the cpu target: MKL's packed GEMM or NumPy's, each against the reference."""
+
+import importlib.metadata
+import sys
+import zlib
+
+import numba
+import numpy as np
+import pytest
+
+import lstmgen
+from lstmgen import blas, reference
+from lstmgen.cache import VARIANTS, import_module
+from lstmgen.lower.plan import BLAS_CHOICES, VariantKey
+from lstmgen.render import render
+from lstmgen.spec import LSTMSpec
+from blas_helpers import skip_without
+
+
+def test_choice_follows_the_environment(monkeypatch):
+    monkeypatch.setenv(blas.ENV, "numpy")
+    assert blas.choice() == "numpy"
+    auto = "mkl" if blas.mkl_runtime() and not blas.torch_installed() else "numpy"
+    monkeypatch.setenv(blas.ENV, "auto")
+    assert blas.choice() == auto
+    monkeypatch.delenv(blas.ENV)
+    assert blas.choice() == auto
+    skip_without("mkl")
+    monkeypatch.setenv(blas.ENV, "MKL")
+    assert blas.choice() == "mkl"
+    monkeypatch.setenv(blas.ENV, "openblas")
+    with pytest.raises(ValueError, match="LSTMGEN_BLAS='openblas': expected one of auto, mkl, numpy"):
+        blas.choice()
+
+
+@pytest.mark.parametrize("torch_installed", [False, True])
+def test_auto_takes_mkl_where_torch_is_not_installed(monkeypatch, torch_installed):
+    monkeypatch.delenv(blas.ENV, raising=False)
+    monkeypatch.setattr(blas, "mkl_runtime", lambda: "/opt/libmkl_rt.so.2")
+    monkeypatch.setattr(blas, "torch_installed", lambda: torch_installed)
+    assert blas.choice() == ("numpy" if torch_installed else "mkl")
+
+
+def test_asking_for_mkl_without_it_says_how_to_get_it(monkeypatch):
+    monkeypatch.setattr(blas, "mkl_runtime", lambda: None)
+    monkeypatch.setenv(blas.ENV, "mkl")
+    with pytest.raises(ValueError, match=r"LSTMGEN_BLAS=mkl, but MKL is not installed .*lstmgen\[mkl\]"):
+        blas.choice()
+    monkeypatch.setenv(blas.ENV, "auto")
+    assert blas.choice() == "numpy"
+
+
+def test_the_key_records_the_blas():
+    spec = LSTMSpec(3, input_dim=2)
+    keys = {name: VariantKey.from_spec(spec, "cpu", name) for name in BLAS_CHOICES}
+    assert len({k.module_name for k in keys.values()}) == len(BLAS_CHOICES)
+    for name, key in keys.items():
+        source = render(key)
+        assert f'"blas":"{name}"' in source.splitlines()[3]  # the header's spec line
+        assert f'BLAS = "{name}"' in source
+    assert VariantKey.from_spec(spec, "cuda").blas is None
+    with pytest.raises(ValueError, match="blas='openblas': must be one of mkl, numpy"):
+        VariantKey.from_spec(spec, "cpu", "openblas")
+
+
+def test_each_variant_holds_only_its_own_blas_code():
+    """Specialized: the MKL module never calls np.dot (nor needs scipy); NumPy's has no MKL code."""
+    for dtype, letter in (("float32", "s"), ("float64", "d")):
+        spec = LSTMSpec(3, input_dim=2, dtype=dtype, dropout=0.2, recurrent_dropout=0.1)
+        mkl = render(VariantKey.from_spec(spec, "cpu", "mkl"))
+        numpy_blas = render(VariantKey.from_spec(spec, "cpu", "numpy"))
+        assert "np.dot" not in mkl and f"cblas_{letter}gemm_compute" in mkl
+        assert "cblas_" not in numpy_blas and "llvmlite" not in numpy_blas and "np.dot" in numpy_blas
+        other = "d" if letter == "s" else "s"
+        assert f"cblas_{other}gemm" not in mkl
+
+
+# Structural variants, each run on both BLAS and checked against the float64 reference. N=7 with
+# enough work splits the batch into parts of 3 and 4 rows, each packing the weights for its rows.
+CASES = [
+    dict(dtype="float32", n_batch=7, n_time=20, input_dim=32, units=64),
+    dict(dtype="float64", n_batch=7, n_time=20, input_dim=32, units=64, go_backwards=True),
+    dict(dtype="float32", n_batch=3, n_time=6, input_dim=5, units=4, masked=True, time_major=True,
+         return_sequences=False),
+    dict(dtype="float64", n_batch=4, n_time=5, input_dim=3, units=6, masked=True, use_bias=False,
+         zero_output_for_mask=False, unroll=True),
+    dict(dtype="float32", n_batch=5, n_time=7, input_dim=4, units=8, training=True, dropout=0.3,
+         recurrent_dropout=0.2, implementation=1),
+    dict(dtype="float64", n_batch=1, n_time=30, input_dim=4, units=16),
+]
+
+
+@pytest.mark.parametrize("blas_name", BLAS_CHOICES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_layer_matches_reference(monkeypatch, blas_name, case):
+    skip_without(blas_name)
+    monkeypatch.setenv(blas.ENV, blas_name)
+    case = dict(case)
+    dtype, n_batch, n_time = case.pop("dtype"), case.pop("n_batch"), case.pop("n_time")
+    input_dim, units = case.pop("input_dim"), case.pop("units")
+    masked, training = case.pop("masked", False), case.pop("training", False)
+    rng = np.random.default_rng(zlib.crc32(repr((blas_name, dtype, n_batch)).encode()))
+    layer = lstmgen.LSTM(units, dtype=dtype, return_state=True, seed=3,
+                         **{"return_sequences": True, **case})
+    use_bias = case.get("use_bias", True)
+    weights = [rng.normal(0, 0.5, (input_dim, 4 * units)), rng.normal(0, 0.5, (units, 4 * units))]
+    weights += [rng.normal(0, 0.1, 4 * units)] if use_bias else []
+    layer.set_weights(weights)
+    shape = (n_time, n_batch, input_dim) if case.get("time_major") else (n_batch, n_time, input_dim)
+    x = rng.normal(size=shape)
+    mask = rng.random((n_batch, n_time)) < 0.7 if masked else None
+    initial = [rng.normal(size=(n_batch, units)) for _ in range(2)]
+    ours = layer(x, mask=mask, training=training, initial_state=initial)
+    masks = {}
+    if training:  # the masks the call used, read back through the layer's getters
+        count = layer.spec.dropout_mask_count
+        masks = dict(input_masks=layer.get_dropout_mask_for_cell(np.empty((n_batch, input_dim)), True, count),
+                     recurrent_masks=layer.get_recurrent_dropout_mask_for_cell(
+                         np.empty((n_batch, units)), True, count))
+    expected = reference.forward(layer.spec, *[np.asarray(w, np.float64) for w in weights[:2]],
+                                 np.asarray(weights[2]) if use_bias else None, x, mask=mask,
+                                 initial_state=initial, **masks)
+    tolerance = dict(rtol=2e-5, atol=2e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-10)
+    for got, want in zip(ours, expected):
+        np.testing.assert_allclose(got, want, **tolerance)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mkl_into_from_user_njit_checks_contiguity(dtype):
+    skip_without("mkl")
+    units, input_dim, n_batch, n_time = 4, 3, 5, 6
+    spec = LSTMSpec(units, input_dim=input_dim, dtype=dtype, return_sequences=True)
+    module = VARIANTS.get(VariantKey.from_spec(spec, "cpu", "mkl"))
+    into = module.forward_into
+
+    @numba.njit
+    def run(x, kernel, recurrent_kernel, bias, h0, c0, zx, zh, output, h, c):
+        into(x, kernel, recurrent_kernel, bias, h0, c0, zx, zh, output, h, c)
+
+    rng = np.random.default_rng(11)
+    kernel, recurrent_kernel = (rng.normal(0, 0.5, s).astype(dtype)
+                                for s in [(input_dim, 4 * units), (units, 4 * units)])
+    bias = rng.normal(0, 0.1, 4 * units).astype(dtype)
+    x = rng.normal(size=(n_batch, n_time, input_dim)).astype(dtype)
+    h0, c0 = (rng.normal(size=(n_batch, units)).astype(dtype) for _ in range(2))
+    buffers = dict(zx=np.empty((n_batch * n_time, 4 * units), dtype), zh=np.empty((n_batch, 4 * units), dtype),
+                   output=np.empty((n_batch, n_time, units), dtype), h=np.empty((n_batch, units), dtype),
+                   c=np.empty((n_batch, units), dtype))
+    run(x, kernel, recurrent_kernel, bias, h0, c0, *buffers.values())
+    expected = reference.forward(spec.replace(return_state=True), kernel.astype(np.float64),
+                                 recurrent_kernel.astype(np.float64), bias.astype(np.float64), x,
+                                 initial_state=[h0, c0])
+    tolerance = 2e-5 if dtype == "float32" else 1e-10
+    for name, want in zip(("output", "h", "c"), expected):
+        np.testing.assert_allclose(buffers[name], want, rtol=tolerance, atol=tolerance)
+    strided = np.empty((n_batch, 8 * units), dtype)[:, ::2]
+    with pytest.raises(ValueError, match="zx, zh and h must be C-contiguous"):
+        run(x, kernel, recurrent_kernel, bias, h0, c0, buffers["zx"], strided, buffers["output"],
+            buffers["h"], buffers["c"])
+
+
+def test_mkl_module_without_mkl_raises_import_error(monkeypatch, tmp_path):
+    """A module generated for MKL names the missing package instead of failing in a BLAS call."""
+    path = tmp_path / "lstm_for_mkl.py"
+    path.write_text(render(VariantKey.from_spec(LSTMSpec(3, input_dim=2), "cpu", "mkl")))
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    with pytest.raises(ImportError, match="generated for MKL .* the mkl package is not installed"):
+        import_module(path)
+    sys.modules.pop(path.stem, None)
