@@ -1,14 +1,15 @@
 """ONNX graphs of LSTM nodes run by lstmgen: `OnnxBackend` (`lstmgen.onnx_backend`), an
 `onnx.backend.base.Backend` with `prepare(model)` → `OnnxRep` and `run_node(node, inputs)`.
 
-Covers what lstmgen's spec computes exactly today: direction forward or reverse, the default
-activations (Sigmoid, Tanh, Tanh), no clip, input_forget=0, no peepholes (P absent or all zeros),
-layout 0 and 1, B (its two halves summed), sequence_lens (a right-padded mask; Y zero past each
-length, Y_h / Y_c the state at the last valid step, as ONNX Runtime gives), initial_h / initial_c,
-float32 and float64. Anything else is refused by name (issue 6 grows the spec for it).
-Shapes (layout 0; layout 1 swaps the first two axes of X, Y, initial_h/c, Y_h/c): X [T, N, C],
-W [1, 4H, C], R [1, 4H, H], B [1, 8H], sequence_lens [N], initial_h/c [1, N, H], P [1, 3H];
-Y [T, 1, N, H], Y_h / Y_c [1, N, H]. ONNX gate order i, o, f, c (lstmgen.interop.gates).
+Covers what lstmgen's spec computes exactly today: direction forward, reverse or bidirectional
+(one lstmgen LSTM per direction), the default activations (Sigmoid, Tanh, Tanh), no clip,
+input_forget=0, no peepholes (P absent or all zeros), layout 0 and 1, B (its two halves summed),
+sequence_lens (a right-padded mask; Y zero past each length, Y_h / Y_c the state at the last
+valid step, as ONNX Runtime gives), initial_h / initial_c, float32 and float64. Anything else is refused by name (issue 6 grows the spec for it).
+Shapes (D = 2 when bidirectional, else 1; layout 0; layout 1 swaps the first two axes of X, Y,
+initial_h/c, Y_h/c): X [T, N, C], W [D, 4H, C], R [D, 4H, H], B [D, 8H], sequence_lens [N],
+initial_h/c [D, N, H], P [D, 3H]; Y [T, D, N, H] (the reverse direction in input time order),
+Y_h / Y_c [D, N, H]. ONNX gate order i, o, f, c (lstmgen.interop.gates).
 onnx is needed only by this module (the `onnx` extra).
 """
 
@@ -25,7 +26,8 @@ OUTPUTS = ("Y", "Y_h", "Y_c")
 ATTRIBUTES = ("activation_alpha", "activation_beta", "activations", "clip", "direction",
               "hidden_size", "input_forget", "layout")
 _DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
-_DIRECTIONS = ("forward", "reverse")
+# Each ONNX direction as the go_backwards of the lstmgen layers that run it, in ONNX's order.
+_DIRECTIONS = {"forward": (False,), "reverse": (True,), "bidirectional": (False, True)}
 _DTYPES = (np.dtype("float32"), np.dtype("float64"))
 
 
@@ -117,8 +119,8 @@ class OnnxLSTM:
                          f"(known: {', '.join(ATTRIBUTES)})")
         self.direction = _text(attrs.get("direction", b"forward"))
         if self.direction not in _DIRECTIONS:
-            self._refuse(f"attribute direction={self.direction!r} is not supported yet "
-                         f"(lstmgen runs {' or '.join(_DIRECTIONS)})")
+            self._refuse(f"attribute direction={self.direction!r} is invalid "
+                         "(forward, reverse or bidirectional)")
         activations = tuple(_text(a).lower() for a in attrs.get("activations", []))
         if activations and activations != _DEFAULT_ACTIVATIONS:
             self._refuse(f"attribute activations={[_text(a) for a in attrs['activations']]!r} is not "
@@ -169,46 +171,54 @@ class OnnxLSTM:
         units = self.hidden_size if self.hidden_size is not None else units
         if units is None:
             self._refuse(f"input R has shape {given['R'].shape}, expected [1, 4H, H]")
-        state_shape = (n_batch, 1, units) if self.layout else (1, n_batch, units)
-        shapes = {"W": (1, 4 * units, n_in), "R": (1, 4 * units, units), "B": (1, 8 * units),
-                  "sequence_lens": (n_batch,), "initial_h": state_shape, "initial_c": state_shape,
-                  "P": (1, 3 * units)}
+        backwards = _DIRECTIONS[self.direction]
+        n_dir = len(backwards)
+        state_shape = (n_batch, n_dir, units) if self.layout else (n_dir, n_batch, units)
+        shapes = {"W": (n_dir, 4 * units, n_in), "R": (n_dir, 4 * units, units),
+                  "B": (n_dir, 8 * units), "sequence_lens": (n_batch,), "initial_h": state_shape,
+                  "initial_c": state_shape, "P": (n_dir, 3 * units)}
         for role, value in given.items():
             if role == "X":
                 continue
             if value.shape != shapes[role]:
-                if role in ("W", "R", "B", "initial_h", "initial_c", "P") and value.ndim >= 1 and \
-                        value.shape[self.layout if role.startswith("initial") else 0] == 2:
-                    self._refuse(f"input {role} has shape {value.shape}: two directions "
-                                 "(bidirectional) are not supported yet")
                 self._refuse(f"input {role} has shape {value.shape}, expected {shapes[role]} "
-                             f"(X {x.shape}, layout={self.layout}, hidden_size={units})")
+                             f"(X {x.shape}, layout={self.layout}, hidden_size={units}, "
+                             f"direction={self.direction!r})")
             if role != "sequence_lens" and value.dtype != x.dtype:
                 self._refuse(f"input {role} has dtype {value.dtype}, X has {x.dtype}: they must match")
         if "P" in given and np.any(given["P"] != 0):
             self._refuse(f"input P (peepholes) = {np.array2string(given['P'], threshold=6)} is not "
                          "supported yet (P absent or all zeros only)")
-        kernel, recurrent_kernel, bias = onnx_to_keras(given["W"], given["R"], given.get("B"))
         mask, lengths = self._mask(given.get("sequence_lens"), n_batch, n_time)
+        runs = [self._run_direction(given, d, go_backwards, mask, lengths, target)
+                for d, go_backwards in enumerate(backwards)]
+        y, y_h, y_c = ([run[k] for run in runs] for k in range(3))
+        return (np.ascontiguousarray(np.stack(y, axis=2 if self.layout else 1), dtype=x.dtype),
+                np.stack(y_h, axis=self.layout), np.stack(y_c, axis=self.layout))
+
+    def _run_direction(self, given: dict, d: int, go_backwards: bool, mask, lengths, target) -> tuple:
+        """(output [T, N, H] or [N, T, H] in input time order, h [N, H], c [N, H]) of direction d."""
+        x = given["X"]
+        n_time, n_batch, units = x.shape[self.layout], x.shape[1 - self.layout], given["R"].shape[-1]
+        kernel, recurrent_kernel, bias = onnx_to_keras(
+            given["W"][d:d + 1], given["R"][d:d + 1], given["B"][d:d + 1] if "B" in given else None)
         layer = LSTM(units, target=target, name=self.name, return_sequences=True, return_state=True,
-                     go_backwards=self.direction == "reverse", time_major=not self.layout,
+                     go_backwards=go_backwards, time_major=not self.layout,
                      zero_output_for_mask=True, dtype=x.dtype.name)
         layer.set_weights([kernel, recurrent_kernel, bias.astype(x.dtype)])
         initial = None
         if "initial_h" in given or "initial_c" in given:
-            zeros = np.zeros(state_shape, x.dtype)
-            initial = [given.get(k, zeros)[:, 0] if self.layout else given.get(k, zeros)[0]
+            zeros = np.zeros((n_batch, units), x.dtype)
+            initial = [zeros if k not in given else given[k][:, d] if self.layout else given[k][d]
                        for k in ("initial_h", "initial_c")]
         output, h, c = layer(x, mask=mask, initial_state=initial)
         time_axis = 1 if self.layout else 0
-        if self.direction == "reverse":
+        if go_backwards:
             output = np.flip(output, axis=time_axis)  # Keras gives go_backwards outputs last step first
         if lengths is not None:
             valid = np.arange(n_time)[None, :] < lengths[:, None]  # [N, T]
             output = np.where((valid if self.layout else valid.T)[..., None], output, 0)
-        y = np.ascontiguousarray(np.expand_dims(output, 2 if self.layout else 1), dtype=x.dtype)
-        state_axis = 1 if self.layout else 0
-        return y, np.expand_dims(h, state_axis), np.expand_dims(c, state_axis)
+        return output, h, c
 
     def _mask(self, sequence_lens, n_batch: int, n_time: int) -> tuple:
         """([N, T] right-padded mask or None, lengths [N] or None) from sequence_lens."""
