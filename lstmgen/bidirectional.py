@@ -5,7 +5,8 @@ layer is a fresh copy of `layer` made from its config (named `forward_<name>`, n
 over), the backward layer a copy with go_backwards=True (`backward_<name>`) unless one is given;
 both get zero_output_for_mask = return_sequences. A call runs both on the same inputs, reverses
 the backward sequence back into input order, casts both outputs to the wrapper's dtype and merges
-them. States: the forward layer's [h, c] then the backward layer's. Each direction runs its own
+them. Like Keras, it casts floating inputs and initial states to its own dtype before the layers
+cast them to theirs. States: the forward layer's [h, c] then the backward layer's. Each direction runs its own
 generated variant, on its own thread when both are worth it (lstmgen.batch_threads.run_pair).
 Glossary: T time steps, N batch, C input features, H units.
 """
@@ -129,9 +130,11 @@ class Bidirectional:
         if hasattr(inputs, "__cuda_array_interface__"):
             raise TypeError(f"inputs for Bidirectional {self.name!r}: a device array; "
                             "Bidirectional takes NumPy arrays")
+        inputs = self._autocast(inputs)
         forward_state = backward_state = None
         if initial_state is not None:
             states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+            states = [self._autocast(s) for s in states]
             half = len(states) // 2
             forward_state, backward_state = states[:half], states[half:]
         forward, backward = batch_threads.run_pair(
@@ -149,6 +152,11 @@ class Bidirectional:
         if self.return_state:
             return (output if self.merge_mode is None else [output]) + states
         return output
+
+    def _autocast(self, value):
+        """Floating arrays in the wrapper's dtype, as Keras casts a layer's call arguments."""
+        array = np.asarray(value)
+        return array.astype(self.dtype, copy=False) if np.issubdtype(array.dtype, np.floating) else array
 
     def _worth_a_thread(self, inputs) -> bool:
         shape = np.shape(inputs)
