@@ -34,12 +34,11 @@ class Bidirectional:
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None,
                  name="bidirectional", dtype="float32"):
-        for argument, value in (("layer", layer), ("backward_layer", backward_layer)):
-            if value is not None and not isinstance(value, LSTM):
+        for argument, value, optional in (("layer", layer, False),
+                                          ("backward_layer", backward_layer, True)):
+            if not isinstance(value, LSTM) and not (optional and value is None):
                 raise TypeError(f"{argument}={value!r} for Bidirectional {name!r}: expected an "
                                 "lstmgen.LSTM")
-        if layer is None:
-            raise TypeError(f"layer=None for Bidirectional {name!r}: expected an lstmgen.LSTM")
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"merge_mode={merge_mode!r} for Bidirectional {name!r}: must be one of "
                              f"{', '.join(map(repr, MERGE_MODES))}")
@@ -180,7 +179,12 @@ class Bidirectional:
 
     @property
     def losses(self) -> list:
-        return self.forward_layer.losses + self.backward_layer.losses
+        """Keras's order: both layers' activity penalties, then both cells' weight penalties."""
+        layers = (self.forward_layer, self.backward_layer)
+        counts = [len(layer._activity_losses) for layer in layers]
+        losses = [layer.losses for layer in layers]
+        return ([v for n, l in zip(counts, losses) for v in l[:n]]
+                + [v for n, l in zip(counts, losses) for v in l[n:]])
 
     def apply_constraints(self) -> None:
         self.forward_layer.apply_constraints()

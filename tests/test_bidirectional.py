@@ -304,3 +304,17 @@ def test_stack_bad_layers(layers, words):
         lstmgen.Stack(layers)
     with pytest.raises(lstmgen.SpecError, match=r"dropout=1.0 for Stack: must be a number in \[0, 1\)"):
         lstmgen.Stack([lstmgen.LSTM(H)], dropout=1.0)
+
+
+def test_losses_as_keras():
+    """The forward layer's penalties (activity, then weights), then the backward layer's."""
+    rng = np.random.default_rng(10)
+    ours, theirs = twins(rng, "concat", return_sequences=True, kernel_regularizer="l2",
+                         activity_regularizer={"class_name": "L1", "config": {"l1": 0.5}},
+                         bias_regularizer="l1")
+    x = rng.normal(size=(N, T, C)).astype("float32")
+    ours(x)
+    theirs(x)
+    np.testing.assert_allclose(ours.losses, [float(keras.ops.convert_to_numpy(v)) for v in theirs.losses],
+                               rtol=1e-5)
+    assert len(ours.losses) == 6

@@ -169,6 +169,33 @@ def test_bidirectional_models_match_keras(tmp_path, dtype):
     assert lstmgen.from_keras(tmp_path / "bidi.keras", "deep").name == "deep"
 
 
+def test_tf_keras_h5_bidirectional(tmp_path):
+    """tf.keras wrote no backward_layer config (the backward layer is made from `layer`) and the
+    weights as `<wrapper>/forward_lstm/...` then `<wrapper>/backward_lstm/...`; oracle: Keras 3
+    with Keras 2's hard sigmoid and the same weights."""
+    rng = np.random.default_rng(24)
+    weights = [rng.normal(0, 0.5, s).astype("float32") for s in ((C, 16), (4, 16), (16,)) * 2]
+    names = [f"{side}_lstm/lstm_cell/{kind}" for side in ("forward", "backward")
+             for kind in ("kernel", "recurrent_kernel", "bias")]
+    wrapper = {"class_name": "Bidirectional", "config": {
+        "name": "bidirectional", "trainable": True, "dtype": "float32", "merge_mode": "concat",
+        "layer": tf_keras_layer("LSTM", "forward_lstm", 4)}}
+    write_tf_keras_h5(tmp_path / "tf.h5", [wrapper], {"bidirectional": dict(zip(names, weights))})
+    ours = lstmgen.from_keras(tmp_path / "tf.h5", "bidirectional")
+    assert ours.backward_layer.go_backwards
+    assert ours.backward_layer.recurrent_activation == "keras2_hard_sigmoid"
+    # Keras's Bidirectional cannot copy a layer with a Python-function activation: two LSTMs.
+    directions = [keras.layers.LSTM(4, return_sequences=True, go_backwards=backwards,
+                                    recurrent_activation=keras2_hard_sigmoid) for backwards in (0, 1)]
+    xs = inputs("float32", seed=25)
+    for k, direction in enumerate(directions):
+        direction.build((N, T, C))
+        direction.set_weights(weights[3 * k:3 * k + 3])
+    want = np.concatenate([keras_output(directions[0], xs),
+                           keras_output(directions[1], xs)[:, ::-1]], axis=-1)
+    np.testing.assert_allclose(ours(xs), want, **tolerance("float32"))
+
+
 def test_bidirectional_cudnnlstm_is_refused_by_name(tmp_path):
     wrapper = {"class_name": "Bidirectional", "config": {
         "name": "both_ways", "trainable": True, "dtype": "float32", "merge_mode": "concat",
