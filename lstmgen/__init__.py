@@ -12,8 +12,8 @@ from lstmgen.stack import Stack
 from lstmgen.version import GENERATOR_VERSION as __version__
 
 __all__ = ["Bidirectional", "CuDNNLSTM", "LSTM", "LSTMSpec", "ModelImportError", "SpecError",
-           "Stack", "TorchLSTM", "__version__", "from_keras", "from_torch", "get_num_threads", "onnx_backend",
-           "set_num_threads"]
+           "Stack", "TorchLSTM", "__version__", "from_keras", "from_torch", "get_num_threads",
+           "onnx_backend", "set_num_threads"]
 
 
 def __getattr__(name):

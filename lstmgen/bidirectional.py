@@ -6,8 +6,8 @@ over), the backward layer a copy with go_backwards=True (`backward_<name>`) unle
 both get zero_output_for_mask = return_sequences. A call runs both on the same inputs, reverses
 the backward sequence back into input order, casts both outputs to the wrapper's dtype and merges
 them. Like Keras, it casts floating inputs and initial states to its own dtype before the layers
-cast them to theirs. States: the forward layer's [h, c] then the backward layer's. Each direction runs its own
-generated variant, on its own thread when both are worth it (lstmgen.batch_threads.run_pair).
+cast them to theirs. States: the forward layer's [h, c] then the backward layer's. Each direction
+runs its own generated variant, on its own thread when both are worth it (batch_threads.run_pair).
 Glossary: T time steps, N batch, C input features, H units.
 """
 

@@ -2,8 +2,9 @@
 
 Accepted: a live Keras 3 LSTM or Bidirectional layer, or a model; a Keras 3 `.keras` archive
 (config.json and model.weights.h5, read with zipfile and h5py); a legacy HDF5 model file
-(`model_config` attribute and `model_weights` groups) from Keras 3 or tf.keras, whose LSTM and CuDNNLSTM layers are taken
-with tf.keras's meaning (lstmgen.spec reads tf.keras configs; CuDNNLSTM keeps its stored weights).
+(`model_config` attribute and `model_weights` groups) from Keras 3 or tf.keras, whose LSTM and
+CuDNNLSTM layers are taken with tf.keras's meaning (lstmgen.spec reads tf.keras configs;
+CuDNNLSTM keeps its stored weights).
 Bidirectional(LSTM) wrappers become lstmgen.Bidirectional (Bidirectional(CuDNNLSTM) is refused).
 Files are read without importing Keras.
 Weights: kernel [C, 4H], recurrent_kernel [H, 4H], bias [4H] (CuDNNLSTM: [8H]); a Bidirectional's
