@@ -15,6 +15,7 @@ the calling thread keeps off the workers' CPUs while a call runs (its own settin
 import os
 import threading
 
+from lstmgen.blas_threads import single_threaded_blas
 from lstmgen.lower.cpu import ZX_ROWS
 
 # Fewer rows per part measured slower: the recurrent product of one row costs nearly what two do.
@@ -74,9 +75,10 @@ def parts(n_batch: int, multiply_adds: int) -> int:
 
 def worth_a_thread(n_batch: int, multiply_adds: int) -> bool:
     """Whether a call runs on one thread (its batch is not split) yet is worth handing to another
-    while the caller runs a second one: at twice a part's minimum, the handoff costs a third."""
+    while the caller runs a second one (run_pair): from 1.5 times a part's minimum (measured:
+    even at 2.6 M multiply-adds each, 1.1-1.2x faster at 3.3-3.9 M, slower below 2 M)."""
     return (get_num_threads() > 1 and parts(n_batch, multiply_adds) == 1
-            and multiply_adds >= 2 * MIN_MULTIPLY_ADDS_PER_PART)
+            and multiply_adds >= 3 * MIN_MULTIPLY_ADDS_PER_PART // 2)
 
 
 def run_pair(first, second, concurrent: bool) -> tuple:
@@ -86,7 +88,9 @@ def run_pair(first, second, concurrent: bool) -> tuple:
     if not concurrent:
         return first(), second()
     results = []
-    with _pair_lock:
+    # BLAS stays single-threaded for both jobs: a worker thread's own toggling of OpenBLAS's
+    # thread count made its job 30-60x slower (measured: 5-13 ms instead of 0.2).
+    with _pair_lock, single_threaded_blas():
         if _pair_worker is None:
             _pair_worker = _Worker(None)
         _pair_worker.start(lambda: results.append(second()))
