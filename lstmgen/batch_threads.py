@@ -15,6 +15,7 @@ the calling thread keeps off the workers' CPUs while a call runs (its own settin
 import os
 import threading
 
+from lstmgen.blas_threads import single_threaded_blas
 from lstmgen.lower.cpu import ZX_ROWS
 
 # Fewer rows per part measured slower: the recurrent product of one row costs nearly what two do.
@@ -29,12 +30,16 @@ _CPUS = sorted(os.sched_getaffinity(0)) if _PINNING else list(range(os.cpu_count
 _threads = None
 _workers = []
 _workers_lock = threading.Lock()
+# The thread that runs the second job of run_pair (not a part worker: its job may need those).
+_pair_worker = None
+_pair_lock = threading.Lock()
 
 
 def _forget_workers_after_fork() -> None:
     """A forked child has none of the parent's threads: it starts its own when it needs them."""
-    global _workers, _workers_lock
+    global _workers, _workers_lock, _pair_worker, _pair_lock
     _workers, _workers_lock = [], threading.Lock()
+    _pair_worker, _pair_lock = None, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_workers_after_fork)
@@ -66,6 +71,34 @@ def parts(n_batch: int, multiply_adds: int) -> int:
     """How many parts a call with `n_batch` rows and `multiply_adds` in all is split into."""
     return max(1, min(get_num_threads(), n_batch // MIN_ROWS_PER_PART,
                       multiply_adds // MIN_MULTIPLY_ADDS_PER_PART))
+
+
+def worth_a_thread(n_batch: int, multiply_adds: int) -> bool:
+    """Whether a call runs on one thread (its batch is not split) yet is worth handing to another
+    while the caller runs a second one (run_pair): from 1.5 times a part's minimum (measured:
+    even at 2.6 M multiply-adds each, 1.1-1.2x faster at 3.3-3.9 M, slower below 2 M)."""
+    return (get_num_threads() > 1 and parts(n_batch, multiply_adds) == 1
+            and multiply_adds >= 3 * MIN_MULTIPLY_ADDS_PER_PART // 2)
+
+
+def run_pair(first, second, concurrent: bool) -> tuple:
+    """(first(), second()); with `concurrent`, second runs on a thread of its own meanwhile
+    (callers on several threads at once take turns for it)."""
+    global _pair_worker
+    if not concurrent:
+        return first(), second()
+    results = []
+    # BLAS stays single-threaded for both jobs: a worker thread's own toggling of OpenBLAS's
+    # thread count made its job 30-60x slower (measured: 5-13 ms instead of 0.2).
+    with _pair_lock, single_threaded_blas():
+        if _pair_worker is None:
+            _pair_worker = _Worker(None)
+        _pair_worker.start(lambda: results.append(second()))
+        try:
+            result = first()
+        finally:
+            _pair_worker.join()  # never return while the second job still runs
+    return result, results[0]
 
 
 class _Worker:

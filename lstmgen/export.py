@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstmgen.bidirectional import Bidirectional
 from lstmgen.cudnnlstm import CuDNNLSTM
 from lstmgen.lower.plan import VariantKey, generation_key
 from lstmgen.lower.cpu import weight_params
@@ -58,6 +59,8 @@ def _runners(key: str, layer) -> list:
         return [(key, layer)]
     if isinstance(layer, CuDNNLSTM):
         return [(key, layer.runner)]
+    if isinstance(layer, Bidirectional):  # each direction its own module; the merge is the caller's
+        return [(f"{key}/forward", layer.forward_layer), (f"{key}/backward", layer.backward_layer)]
     raise TypeError(f"{key}: cannot compile a {type(layer).__name__} layer")
 
 

@@ -269,6 +269,7 @@ class LSTM:
     def _set_spec(self, spec: LSTMSpec) -> None:
         self.spec = spec
         self._entries.clear()  # looked up for the old spec
+        self._cudnn = None  # made for the old spec
 
     def _entry(self, unrolled_steps, masked: bool, training: bool) -> tuple:
         """The generated `_into` function for this call's variant, looked up once per layer."""
@@ -396,10 +397,10 @@ class LSTM:
         return {"name": self.name, **self.spec.to_dict()}
 
     @classmethod
-    def from_config(cls, config: dict) -> "LSTM":
+    def from_config(cls, config: dict, target: str = "auto") -> "LSTM":
         """A layer from `get_config()`, or from a Keras 3 or tf.keras LSTM config."""
         spec = LSTMSpec.from_config(config)
-        return cls(name=config.get("name", "lstm"), **spec.to_dict())
+        return cls(target=target, name=config.get("name", "lstm"), **spec.to_dict())
 
 
 # The constructor arguments users of Keras's LSTM read back as layer properties (read-only).

@@ -64,6 +64,22 @@ def test_compiled_layers_reproduce_the_model(tmp_path, capsys, suffix):
     np.testing.assert_allclose(ours, keras_output(model, x), **tolerance("float32"))
 
 
+def test_bidirectional_compiles_as_its_two_layers(tmp_path, capsys):
+    """Each direction's module and weights; the backward one runs go_backwards (its output last
+    step first), and concat merges the forward output with the backward one flipped back."""
+    x_in = keras.Input((T, C))
+    model = keras.Model(x_in, keras.layers.Bidirectional(
+        keras.layers.LSTM(3, return_sequences=True), name="both")(x_in))
+    randomize(model, seed=8)
+    model.save(tmp_path / "bi.keras")
+    exported = compile_model(capsys, tmp_path / "bi.keras", tmp_path / "out")
+    assert set(exported) == {"both/forward", "both/backward"}
+    x = inputs("float32", seed=9)
+    ours = np.concatenate([run(exported, "both/forward", x),
+                           run(exported, "both/backward", x)[:, ::-1]], axis=-1)
+    np.testing.assert_allclose(ours, keras_output(model, x), **tolerance("float32"))
+
+
 def test_saved_spec_rebuilds_the_layer(tmp_path, capsys):
     x_in = keras.Input((T, C), dtype="float64")
     model = keras.Model(x_in, keras.layers.LSTM(3, return_sequences=True, dtype="float64",

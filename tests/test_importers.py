@@ -17,6 +17,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 import lstmgen  # noqa: E402
 from keras_float64 import exact_float64_matmul  # noqa: E402,F401  (autouse fixture)
@@ -118,14 +120,90 @@ def test_nested_models_and_several_lstm_layers(tmp_path):
         assert lstmgen.from_keras(source, "deep").units == 5
 
 
-def test_bidirectional_is_refused_by_name(tmp_path):
-    x = keras.Input((T, C))
-    y = keras.layers.Bidirectional(keras.layers.LSTM(2), name="both_ways")(x)
-    model = keras.Model(x, keras.layers.Dense(1, name="head")(y))
+def bidirectional_model(dtype: str):
+    """LSTM and Bidirectional(LSTM) layers: each merge mode, a given backward layer, a nested one."""
+    x = keras.Input((T, C), dtype=dtype)
+    y = keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True, dtype=dtype),
+                                   name="both_ways", dtype=dtype)(x)
+    y = keras.layers.LSTM(4, return_sequences=True, go_backwards=True, name="plain", dtype=dtype)(y)
+    y = keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True, dtype=dtype),
+                                   merge_mode="sum", name="summed", dtype=dtype)(y)
+    inner = keras.Sequential([keras.Input((T, 4), dtype=dtype), keras.layers.Bidirectional(
+        keras.layers.LSTM(2, return_sequences=True, activation="relu", dtype=dtype),
+        backward_layer=keras.layers.LSTM(2, return_sequences=True, go_backwards=True, dtype=dtype),
+        merge_mode="mul", name="deep", dtype=dtype)], name="inner")
+    y = inner(y)
+    y = keras.layers.Bidirectional(keras.layers.LSTM(3, dtype=dtype), merge_mode="ave",
+                                   name="last", dtype=dtype)(y)
+    model = keras.Model(x, keras.layers.Dense(1, name="head", dtype=dtype)(y))
+    randomize(inner, seed=21)
+    randomize(model, seed=22)
+    return model
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bidirectional_models_match_keras(tmp_path, dtype):
+    """The model built, saved as .keras and .h5, and read back (and live): every LSTM and
+    Bidirectional(LSTM) layer imported, predictions through them equal Keras's."""
+    model = bidirectional_model(dtype)
     model.save(tmp_path / "bidi.keras")
-    for source in (model, tmp_path / "bidi.keras", model.get_layer("both_ways")):
-        with pytest.raises(lstmgen.ModelImportError, match="both_ways.*Bidirectional.*not supported yet"):
-            lstmgen.from_keras(source)
+    model.save(tmp_path / "bidi.h5")
+    x = inputs(dtype, seed=23)
+    head = model.get_layer("head")
+    want = keras_output(model, x)
+    for source in (model, tmp_path / "bidi.keras", tmp_path / "bidi.h5"):
+        layers = lstmgen.from_keras(source)
+        assert sorted(layers) == ["both_ways", "inner/deep", "last", "plain", "summed"], source
+        assert isinstance(layers["summed"], lstmgen.Bidirectional)
+        y = x
+        for key in ("both_ways", "plain", "summed", "inner/deep", "last"):
+            y = layers[key](y)
+        assert y.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(keras_output(head, y), want, **tolerance(dtype))
+        deep = layers["inner/deep"]
+        assert deep.merge_mode == "mul" and deep.forward_layer.activation == "relu"
+        for ours, theirs in zip(deep.get_weights(), model.get_layer("inner").get_layer("deep").get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    single = lstmgen.from_keras(model.get_layer("last"))
+    assert isinstance(single, lstmgen.Bidirectional) and single.merge_mode == "ave"
+    assert lstmgen.from_keras(tmp_path / "bidi.keras", "deep").name == "deep"
+
+
+def test_tf_keras_h5_bidirectional(tmp_path):
+    """tf.keras wrote no backward_layer config (the backward layer is made from `layer`) and the
+    weights as `<wrapper>/forward_lstm/...` then `<wrapper>/backward_lstm/...`; oracle: Keras 3
+    with Keras 2's hard sigmoid and the same weights."""
+    rng = np.random.default_rng(24)
+    weights = [rng.normal(0, 0.5, s).astype("float32") for s in ((C, 16), (4, 16), (16,)) * 2]
+    names = [f"{side}_lstm/lstm_cell/{kind}" for side in ("forward", "backward")
+             for kind in ("kernel", "recurrent_kernel", "bias")]
+    wrapper = {"class_name": "Bidirectional", "config": {
+        "name": "bidirectional", "trainable": True, "dtype": "float32", "merge_mode": "concat",
+        "layer": tf_keras_layer("LSTM", "forward_lstm", 4)}}
+    write_tf_keras_h5(tmp_path / "tf.h5", [wrapper], {"bidirectional": dict(zip(names, weights))})
+    ours = lstmgen.from_keras(tmp_path / "tf.h5", "bidirectional")
+    assert ours.backward_layer.go_backwards
+    assert ours.backward_layer.recurrent_activation == "keras2_hard_sigmoid"
+    # Keras's Bidirectional cannot copy a layer with a Python-function activation: two LSTMs.
+    directions = [keras.layers.LSTM(4, return_sequences=True, go_backwards=backwards,
+                                    recurrent_activation=keras2_hard_sigmoid) for backwards in (0, 1)]
+    xs = inputs("float32", seed=25)
+    for k, direction in enumerate(directions):
+        direction.build((N, T, C))
+        direction.set_weights(weights[3 * k:3 * k + 3])
+    want = np.concatenate([keras_output(directions[0], xs),
+                           keras_output(directions[1], xs)[:, ::-1]], axis=-1)
+    np.testing.assert_allclose(ours(xs), want, **tolerance("float32"))
+
+
+def test_bidirectional_cudnnlstm_is_refused_by_name(tmp_path):
+    wrapper = {"class_name": "Bidirectional", "config": {
+        "name": "both_ways", "trainable": True, "dtype": "float32", "merge_mode": "concat",
+        "layer": tf_keras_layer("CuDNNLSTM", "cu_dnnlstm", 2)}}
+    write_tf_keras_h5(tmp_path / "tf.h5", [wrapper], {"both_ways": {}})
+    with pytest.raises(lstmgen.ModelImportError,
+                       match=r"tf.h5, layer 'both_ways': Bidirectional\(CuDNNLSTM\) is not supported"):
+        lstmgen.from_keras(tmp_path / "tf.h5")
 
 
 def test_keras_3_archive_without_keras(tmp_path):
@@ -248,7 +326,7 @@ def test_from_torch_proj_size_matches_torch(proj_size, bias, batch_first, dtype)
         want_unbatched, _ = module(torch.from_numpy(x[0] if batch_first else x[:, 0]))
     state = {k: v.numpy() for k, v in module.state_dict().items()}
     for ours in (lstmgen.from_torch(module), lstmgen.from_torch(state, batch_first=batch_first, bias=bias)):
-        assert ours.proj_size == proj_size and ours.layer.spec.use_recurrent_bias == bias
+        assert ours.proj_size == proj_size and ours.stack.layers[0].spec.use_recurrent_bias == bias
         got, (h, c) = ours(x, (h0, c0))
         assert h.shape == (1, N, proj_size) and c.shape == (1, N, 5)
         for mine, theirs in ((got, want), (h, want_h), (c, want_c)):
@@ -271,23 +349,63 @@ def test_from_torch_unbatched_input():
         np.testing.assert_allclose(ours, theirs.numpy(), **tolerance("float32"))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(num_layers=2), "num_layers=2 is not supported yet"),
-    (dict(bidirectional=True), "bidirectional=True is not supported yet"),
-    (dict(num_layers=2, dropout=0.3), "num_layers=2 is not supported yet"),
-])
-def test_from_torch_refuses_what_the_spec_lacks(kwargs, message):
-    module = torch.nn.LSTM(C, 4, **kwargs)
-    with pytest.raises(lstmgen.ModelImportError, match=message):
-        lstmgen.from_torch(module)
-    with pytest.raises(lstmgen.ModelImportError, match=message):
-        lstmgen.from_torch(module.state_dict(), **kwargs)
+@settings(max_examples=8, deadline=None)
+@given(num_layers=st.integers(1, 3), bidirectional=st.booleans(), batch_first=st.booleans(),
+       bias=st.booleans(), proj_size=st.sampled_from([0, 3]), seed=st.integers(0, 2**31 - 1))
+def test_from_torch_layers_and_directions_match_torch(num_layers, bidirectional, batch_first, bias,
+                                                      proj_size, seed):
+    """Random stacks (float32, within 2e-5 relative): output, h_n [L*D, N, P] and c_n [L*D, N, H],
+    with and without hx, batched and unbatched. Sizes C = 3, H = 5, P = 3 throughout, so few
+    variants compile. The state_dict route infers proj_size from weight_hr_l0."""
+    torch.manual_seed(seed)
+    module = torch.nn.LSTM(C, 5, num_layers=num_layers, bias=bias, batch_first=batch_first,
+                           bidirectional=bidirectional, proj_size=proj_size,
+                           dropout=0.25 if num_layers > 1 else 0.0).eval()
+    rows = num_layers * (2 if bidirectional else 1)
+    x = inputs("float32", seed=seed % 1000, shape=(N, T, C) if batch_first else (T, N, C))
+    hx = tuple(inputs("float32", seed=seed % 1000 + k, shape=(rows, N, size))
+               for k, size in ((1, proj_size or 5), (2, 5)))
+    state = {k: v.numpy() for k, v in module.state_dict().items()}
+    ours = lstmgen.from_torch(state, num_layers=num_layers, bidirectional=bidirectional,
+                              batch_first=batch_first, bias=bias)
+    for args in ((x, hx), (x,), (x[0] if batch_first else x[:, 0], tuple(h[:, 0] for h in hx))):
+        with torch.no_grad():
+            want, (want_h, want_c) = module(*(torch.from_numpy(a) if isinstance(a, np.ndarray) else
+                                              tuple(map(torch.from_numpy, a)) for a in args))
+        got, (h, c) = ours(*args)
+        for mine, theirs in ((got, want), (h, want_h), (c, want_c)):
+            assert mine.shape == tuple(theirs.shape)
+            np.testing.assert_allclose(mine, theirs.numpy(), **tolerance("float32"))
+
+
+def test_from_torch_module_in_training_mode_applies_dropout_between_layers():
+    module = torch.nn.LSTM(C, 5, num_layers=2, bidirectional=True, dropout=0.5)
+    ours = lstmgen.from_torch(module)
+    assert not ours.training and ours.stack.dropout == 0.5
+    x = inputs("float32", seed=31, shape=(T, N, C))
+    with torch.no_grad():
+        want = module.eval()(torch.from_numpy(x))[0].numpy()
+    np.testing.assert_allclose(ours(x)[0], want, **tolerance("float32"))
+    assert not np.allclose(ours.train()(x)[0], want)
+    np.testing.assert_array_equal(ours.eval()(x)[0], ours(x)[0])
+
 
 
 def test_from_torch_bad_state_dicts():
     state = torch.nn.LSTM(C, 4, num_layers=2).state_dict()
-    with pytest.raises(lstmgen.ModelImportError, match="weight_ih_l1.*num_layers > 1"):
+    with pytest.raises(lstmgen.ModelImportError, match="weight_ih_l1.*deeper layer's, but num_layers=1"):
         lstmgen.from_torch(state)  # constructor arguments left out
+    state = torch.nn.LSTM(C, 4, bidirectional=True).state_dict()
+    with pytest.raises(lstmgen.ModelImportError, match="weight_ih_l0_reverse.*bidirectional=False"):
+        lstmgen.from_torch(state)
+    with pytest.raises(lstmgen.ModelImportError, match=r"state_dict lacks \['weight_ih_l1'"):
+        lstmgen.from_torch(state, num_layers=2, bidirectional=True)
+    state = torch.nn.LSTM(C, 4, num_layers=2, bidirectional=True).state_dict()
+    state["weight_ih_l1"] = state["weight_ih_l1"][:, :4]
+    with pytest.raises(lstmgen.ModelImportError, match=r"weight_ih_l1 has shape \(16, 4\), expected \(16, 8\)"):
+        lstmgen.from_torch(state, num_layers=2, bidirectional=True)
+    with pytest.raises(lstmgen.ModelImportError, match="num_layers=0: expected a positive int"):
+        lstmgen.from_torch(state, num_layers=0)
     state = torch.nn.LSTM(C, 4).state_dict()
     with pytest.raises(lstmgen.ModelImportError, match="bias_ih_l0.*bias=False"):
         lstmgen.from_torch(state, bias=False)
@@ -302,6 +420,9 @@ def test_from_torch_bad_state_dicts():
         lstmgen.from_torch(state, nonlinearity="relu")
     with pytest.raises(TypeError, match="torch.nn.LSTM"):
         lstmgen.from_torch(torch.nn.GRU(C, 4))
+    with pytest.raises(ValueError, match=r"hx for 'lstm': expected \(h_0, c_0\) of shapes \(2, 4, 4\) and \(2, 4, 4\)"):
+        lstmgen.from_torch(torch.nn.LSTM(C, 4, bidirectional=True))(
+            inputs("float32", seed=1, shape=(T, N, C)), (np.zeros((1, N, 4)), np.zeros((1, N, 4))))
 
 
 def test_missing_file(tmp_path):

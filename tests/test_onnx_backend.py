@@ -24,8 +24,8 @@ ort = pytest.importorskip("onnxruntime")
 # ONNX's LSTM cases (onnx 1.23) and what lstmgen's spec cannot compute yet, by the refusal it gives.
 ONNX_CASES = {"test_lstm_defaults": None, "test_lstm_with_initial_bias": None,
               "test_lstm_batchwise": None, "test_lstm_reverse": None,
-              "test_lstm_with_peepholes": None,
-              "test_lstm_bidirectional": "direction='bidirectional'"}
+              "test_lstm_with_peepholes": None, "test_lstm_bidirectional": None}
+DIRECTIONS = ["forward", "reverse", "bidirectional"]
 C, N, T, H = 3, 4, 6, 5
 RANKS = {"X": 3, "W": 3, "R": 3, "B": 2, "sequence_lens": 1, "initial_h": 3, "initial_c": 3, "P": 2,
          "Y": 4, "Y_h": 3, "Y_c": 3}
@@ -89,17 +89,18 @@ def lstm_model(dtype, direction="forward", layout=0, present=("B", "sequence_len
 
 
 def lstm_inputs(rng, dtype, layout=0, present=("B", "sequence_lens", "initial_h", "initial_c"),
-                lengths=None) -> dict:
+                lengths=None, direction="forward") -> dict:
     """Random inputs (never zeros) for `lstm_model`."""
     def normal(*shape, scale=0.6):
         return rng.normal(0, scale, shape).astype(dtype)
 
+    d = 2 if direction == "bidirectional" else 1
     values = {"X": normal(*((N, T, C) if layout else (T, N, C)), scale=1.0),
-              "W": normal(1, 4 * H, C), "R": normal(1, 4 * H, H), "B": normal(1, 8 * H),
+              "W": normal(d, 4 * H, C), "R": normal(d, 4 * H, H), "B": normal(d, 8 * H),
               "sequence_lens": np.asarray(lengths if lengths is not None else rng.integers(1, T + 1, N),
                                           np.int32),
-              "initial_h": normal(*((N, 1, H) if layout else (1, N, H))),
-              "initial_c": normal(*((N, 1, H) if layout else (1, N, H))), "P": normal(1, 3 * H)}
+              "initial_h": normal(*((N, d, H) if layout else (d, N, H))),
+              "initial_c": normal(*((N, d, H) if layout else (d, N, H))), "P": normal(d, 3 * H)}
     return {k: v for k, v in values.items() if k in ("X", "W", "R") or k in present}
 
 
@@ -111,14 +112,14 @@ OPTIONAL = ("B", "sequence_lens", "initial_h", "initial_c")
 
 
 @settings(max_examples=24, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), direction=st.sampled_from(["forward", "reverse"]),
+@given(seed=st.integers(0, 2**32 - 1), direction=st.sampled_from(DIRECTIONS),
        present=st.sets(st.sampled_from(OPTIONAL)))
 def test_against_onnx_runtime(seed, direction, present):
     """float32 only: ONNX Runtime's LSTM "does not support double yet" (1.32)."""
     dtype = "float32"
     rng = np.random.default_rng(seed)
     model = lstm_model(dtype, direction, present=present)
-    inputs = lstm_inputs(rng, dtype, present=present)
+    inputs = lstm_inputs(rng, dtype, present=present, direction=direction)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     expected = session.run(None, inputs)
     for got, want in zip(run_ours(model, inputs), expected):
@@ -126,12 +127,12 @@ def test_against_onnx_runtime(seed, direction, present):
         np.testing.assert_allclose(got, want, **tolerance(dtype))
 
 
-@pytest.mark.parametrize("direction", ["forward", "reverse"])
+@pytest.mark.parametrize("direction", DIRECTIONS)
 def test_sequence_lens_against_onnx_runtime(direction):
     """Lengths from 1 to T in one batch: Y is zero past each length, Y_h / Y_c the last valid state."""
     rng = np.random.default_rng(7 + len(direction))
     model = lstm_model("float32", direction)
-    inputs = lstm_inputs(rng, "float32", lengths=[1, T, 3, T - 1])
+    inputs = lstm_inputs(rng, "float32", lengths=[1, T, 3, T - 1], direction=direction)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     expected = session.run(None, inputs)
     got = run_ours(model, inputs)
@@ -141,7 +142,7 @@ def test_sequence_lens_against_onnx_runtime(direction):
 
 
 @settings(max_examples=16, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), direction=st.sampled_from(["forward", "reverse"]),
+@given(seed=st.integers(0, 2**32 - 1), direction=st.sampled_from(DIRECTIONS),
        present=st.sets(st.sampled_from(("B", "initial_h", "initial_c", "P"))),
        dtype=st.sampled_from(["float32", "float64"]), layout=st.sampled_from([0, 1]))
 def test_against_reference_evaluator(seed, direction, present, dtype, layout):
@@ -149,23 +150,24 @@ def test_against_reference_evaluator(seed, direction, present, dtype, layout):
     evaluator computes no other cell option)."""
     rng = np.random.default_rng(seed)
     model = lstm_model(dtype, direction, layout=layout, present=present)
-    inputs = lstm_inputs(rng, dtype, layout=layout, present=present)
+    inputs = lstm_inputs(rng, dtype, layout=layout, present=present, direction=direction)
     expected = ReferenceEvaluator(model).run(None, inputs)
     got = run_ours(model, inputs)
-    shapes = [(N, T, 1, H), (N, 1, H), (N, 1, H)] if layout else [(T, 1, N, H), (1, N, H), (1, N, H)]
+    d = 2 if direction == "bidirectional" else 1
+    shapes = [(N, T, d, H), (N, d, H), (N, d, H)] if layout else [(T, d, N, H), (d, N, H), (d, N, H)]
     assert [g.shape for g in got] == shapes
     for ours, want in zip(got, expected):
         np.testing.assert_allclose(ours, want.astype(dtype), **tolerance(dtype))
 
 
-@pytest.mark.parametrize("direction, case", [("forward", None), ("reverse", None),
-                                             ("forward", "peepholes_clip_scaled")])
+@pytest.mark.parametrize("direction, case", [(d, None) for d in DIRECTIONS]
+                         + [("forward", "peepholes_clip_scaled")])
 def test_layout_1_sequence_lens_equals_layout_0(direction, case):
     """The reference evaluator ignores sequence_lens and the cell options but peepholes; layout 0
     (checked against ONNX Runtime) is the oracle for layout 1 with them."""
     rng = np.random.default_rng(11)
     attrs, present = CELL_CASES[case] if case else ({}, OPTIONAL)
-    inputs0 = lstm_inputs(rng, "float64", lengths=[2, T, 1, 4], present=present)
+    inputs0 = lstm_inputs(rng, "float64", lengths=[2, T, 1, 4], present=present, direction=direction)
     inputs1 = {k: (np.swapaxes(v, 0, 1) if k in ("X", "initial_h", "initial_c") else v)
                for k, v in inputs0.items()}
     y0, h0, c0 = run_ours(lstm_model("float64", direction, present=present, **attrs), inputs0)
@@ -191,20 +193,26 @@ CELL_CASES = {
     "relu_gates_clipped": (dict(activations=["Relu", "Tanh", "Relu"], clip=3.0, input_forget=1),
                            ("sequence_lens", "initial_c")),
     "onnx_defaults": (dict(activations=["HardSigmoid", "LeakyRelu", "Elu"]), OPTIONAL + ("P",)),
+    # Six functions, f g h per direction; alpha / beta consumed across both directions in order.
+    "bidirectional_mixed": (dict(activations=["HardSigmoid", "Tanh", "LeakyRelu",
+                                              "Sigmoid", "ScaledTanh", "Tanh"],
+                                 activation_alpha=[0.3, 0.02, 1.2], activation_beta=[0.4, 0.9],
+                                 clip=2.5), OPTIONAL + ("P",)),
 }
 
 
 @pytest.mark.parametrize("case, direction", [
     ("peepholes_clip_scaled", "forward"), ("peepholes_clip_scaled", "reverse"),
     ("input_forget_affine_elu", "reverse"), ("softsign_thresholded_softplus", "forward"),
-    ("relu_gates_clipped", "reverse"), ("onnx_defaults", "forward")])
+    ("relu_gates_clipped", "reverse"), ("onnx_defaults", "forward"),
+    ("bidirectional_mixed", "bidirectional")])
 def test_cell_options_against_onnx_runtime(case, direction):
     attrs, present = CELL_CASES[case]
     model = lstm_model("float32", direction, present=present, **attrs)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     for seed in range(3):
         rng = np.random.default_rng(100 + seed)
-        inputs = lstm_inputs(rng, "float32", present=present)
+        inputs = lstm_inputs(rng, "float32", present=present, direction=direction)
         expected = session.run(None, inputs)
         for got, want in zip(run_ours(model, inputs), expected):
             assert got.dtype == want.dtype and got.shape == want.shape
@@ -235,7 +243,8 @@ def test_run_node_takes_a_list_with_absent_inputs():
 
 
 REFUSED = [
-    (dict(direction="bidirectional"), {}, "direction='bidirectional'"),
+    (dict(direction="bidirectional", activations=["Sigmoid", "Tanh", "Tanh"]), {},
+     "must name 6 functions"),
     (dict(activations=["Sigmoid", "Gelu", "Tanh"]), {}, "'Gelu' is not an ONNX LSTM activation"),
     (dict(activations=["Sigmoid", "Tanh"]), {}, "must name 3 functions"),
     (dict(activations=["HardSigmoid", "Tanh", "Relu"], activation_alpha=[0.3, 0.1, 0.2]), {},
@@ -268,6 +277,14 @@ def test_refusals_name_the_node_the_attribute_and_the_value(attrs, change, words
         assert "not supported yet" in message
 
 
+def test_one_direction_of_weights_for_a_bidirectional_node_is_refused():
+    rng = np.random.default_rng(17)
+    inputs = lstm_inputs(rng, "float32")  # W, R, B, initial states for one direction
+    with pytest.raises(lstmgen.ModelImportError, match=r"'lstm_under_test': input W has shape "
+                       r"\(1, 20, 3\), expected \(2, 20, 3\).*direction='bidirectional'"):
+        run_ours(lstm_model("float32", "bidirectional"), inputs)
+
+
 def test_other_ops_and_layouts_are_refused_at_prepare():
     relu = helper.make_node("Relu", ["X"], ["Y"], name="act")
     graph = helper.make_graph([relu], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2])],
@@ -276,6 +293,9 @@ def test_other_ops_and_layouts_are_refused_at_prepare():
         lstmgen.onnx_backend.prepare(helper.make_model(graph))
     with pytest.raises(lstmgen.ModelImportError, match=r"layer 'lstm_under_test': attribute layout=2"):
         lstmgen.onnx_backend.prepare(lstm_model("float32", layout=2))
+    with pytest.raises(lstmgen.ModelImportError, match=r"'lstm_under_test': attribute "
+                       r"direction='sideways' is invalid \(forward, reverse or bidirectional\)"):
+        lstmgen.onnx_backend.prepare(lstm_model("float32", direction="sideways"))
 
 
 def test_importing_lstmgen_does_not_import_onnx():

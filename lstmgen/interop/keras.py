@@ -1,11 +1,14 @@
 """Keras layers, models and model files into lstmgen layers: `from_keras`.
 
-Accepted: a live Keras 3 LSTM layer or model; a Keras 3 `.keras` archive (config.json and
-model.weights.h5, read with zipfile and h5py); a legacy HDF5 model file (`model_config` attribute
-and `model_weights` groups) from Keras 3 or tf.keras, whose LSTM and CuDNNLSTM layers are taken
-with tf.keras's meaning (lstmgen.spec reads tf.keras configs; CuDNNLSTM keeps its stored weights).
-Files are read without importing Keras. Bidirectional wrappers need spec growth: refused by name.
-Weights: kernel [C, 4H], recurrent_kernel [H, 4H], bias [4H] (CuDNNLSTM: [8H]).
+Accepted: a live Keras 3 LSTM or Bidirectional layer, or a model; a Keras 3 `.keras` archive
+(config.json and model.weights.h5, read with zipfile and h5py); a legacy HDF5 model file
+(`model_config` attribute and `model_weights` groups) from Keras 3 or tf.keras, whose LSTM and
+CuDNNLSTM layers are taken with tf.keras's meaning (lstmgen.spec reads tf.keras configs;
+CuDNNLSTM keeps its stored weights).
+Bidirectional(LSTM) wrappers become lstmgen.Bidirectional (Bidirectional(CuDNNLSTM) is refused).
+Files are read without importing Keras.
+Weights: kernel [C, 4H], recurrent_kernel [H, 4H], bias [4H] (CuDNNLSTM: [8H]); a Bidirectional's
+are its forward layer's, then its backward layer's.
 """
 
 import dataclasses
@@ -18,6 +21,7 @@ import zipfile
 
 import numpy as np
 
+from lstmgen.bidirectional import Bidirectional
 from lstmgen.errors import ModelImportError
 from lstmgen.cudnnlstm import CuDNNLSTM
 from lstmgen.runtime import LSTM
@@ -26,13 +30,15 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")
 # tf.keras layer-config keys that CuDNNLSTM's constructor does not take; they change nothing.
 _CUDNN_BOOKKEEPING = ("trainable", "batch_input_shape", "batch_shape")
-_UNSUPPORTED_WRAPPERS = ("Bidirectional",)
+# The Keras classes imported, by the lstmgen class that runs them.
+_CLASSES = {"LSTM": LSTM, "Bidirectional": Bidirectional}
 
 
 @dataclasses.dataclass(frozen=True)
 class FoundLayer:
-    """One LSTM-like layer of a model: its key ("outer/inner" inside nested models), its Keras
-    class name, its layer config, and a function returning its weights (a list of arrays)."""
+    """One LSTM-like layer of a model (or a Bidirectional of them): its key ("outer/inner" inside
+    nested models), its Keras class name, its layer config, and a function returning its weights
+    (a list of arrays)."""
 
     key: str
     class_name: str
@@ -41,11 +47,12 @@ class FoundLayer:
 
 
 def from_keras(obj, name=None):
-    """An lstmgen layer for a Keras LSTM layer; for a model or a model file, a dict
-    key -> layer of every LSTM layer in it, or the one layer called `name`.
+    """An lstmgen layer for a Keras LSTM or Bidirectional(LSTM) layer; for a model or a model
+    file, a dict key -> layer of every such layer in it, or the one layer called `name`.
 
-    `obj`: a live Keras 3 `LSTM` layer or `Model`, or a path to a `.keras` or legacy `.h5` file.
-    LSTM layers become `lstmgen.LSTM`, tf.keras CuDNNLSTM layers `lstmgen.CuDNNLSTM`.
+    `obj`: a live Keras 3 `LSTM` or `Bidirectional` layer or `Model`, or a path to a `.keras` or
+    legacy `.h5` file. LSTM layers become `lstmgen.LSTM`, Bidirectional(LSTM) wrappers
+    `lstmgen.Bidirectional`, tf.keras CuDNNLSTM layers `lstmgen.CuDNNLSTM`.
     """
     if isinstance(obj, (str, bytes, os.PathLike)):
         source = os.fsdecode(obj)
@@ -90,9 +97,9 @@ def _select(source: str, found: list, refused: dict, name, single: bool):
     return {f.key: _build(source, f) for f in found}
 
 
-def _refusal(source: str, key: str, class_name: str) -> ModelImportError:
-    return ModelImportError(source, key, f"{class_name}(LSTM) is not supported yet (lstmgen's spec "
-                            "has one direction); import the LSTM layers outside it")
+def _refusal(source: str, key: str, what: str) -> ModelImportError:
+    return ModelImportError(source, key, f"{what} is not supported (lstmgen.Bidirectional wraps "
+                            "LSTM layers)")
 
 
 def _build(source: str, found: FoundLayer):
@@ -104,7 +111,7 @@ def _build(source: str, found: FoundLayer):
                 raise ValueError("time_major=True is not supported for CuDNNLSTM")
             layer = CuDNNLSTM.from_config(config)
         else:
-            layer = LSTM.from_config(found.config)
+            layer = _CLASSES[found.class_name].from_config(found.config)
         if weights:
             layer.set_weights(weights)
     except ModelImportError:
@@ -120,10 +127,8 @@ def _live_layers(obj) -> tuple:
         raise TypeError(f"from_keras: expected a Keras 3 LSTM layer or model, or a path to a "
                         f".keras or .h5 file; got {type(obj).__name__}")
     source = f"Keras {type(obj).__name__} {obj.name!r}"
-    if isinstance(obj, keras.layers.Bidirectional):
-        raise _refusal(source, obj.name, "Bidirectional")
-    if isinstance(obj, keras.layers.LSTM):
-        return source, [_live_found(obj, obj.name)], {}, True
+    if _live_class(keras, obj) is not None:
+        return source, [_live_found(keras, obj, obj.name)], {}, True
     if not isinstance(obj, keras.Model):
         raise ModelImportError(source, obj.name, f"a {type(obj).__name__} layer is not an LSTM")
     found, refused = [], {}
@@ -134,17 +139,24 @@ def _live_layers(obj) -> tuple:
 def _walk_live(keras, model, prefix: str, found: list, refused: dict) -> None:
     for layer in model.layers:
         key = prefix + layer.name
-        if isinstance(layer, keras.layers.LSTM):
-            found.append(_live_found(layer, key))
-        elif isinstance(layer, keras.layers.Bidirectional):
-            if isinstance(layer.forward_layer, keras.layers.LSTM):
-                refused[key] = "Bidirectional"
+        if _live_class(keras, layer) is not None:
+            found.append(_live_found(keras, layer, key))
         elif isinstance(layer, keras.Model):
             _walk_live(keras, layer, key + "/", found, refused)
 
 
-def _live_found(layer, key: str) -> FoundLayer:
-    return FoundLayer(key, "LSTM", layer.get_config(),
+def _live_class(keras, layer):
+    """The class name lstmgen imports a layer as (LSTM, or Bidirectional of LSTM layers), or None."""
+    if isinstance(layer, keras.layers.LSTM):
+        return "LSTM"
+    if isinstance(layer, keras.layers.Bidirectional) and isinstance(layer.forward_layer,
+                                                                    keras.layers.LSTM):
+        return "Bidirectional"
+    return None
+
+
+def _live_found(keras, layer, key: str) -> FoundLayer:
+    return FoundLayer(key, _live_class(keras, layer), layer.get_config(),
                       lambda: [np.asarray(w) for w in layer.get_weights()])
 
 
@@ -209,9 +221,12 @@ def _walk_keras3(path, model_config, store, h5_path, prefix, found, refused) -> 
         if class_name == "LSTM":
             found.append(FoundLayer(key, "LSTM", _without_shared_ids(config),
                                     lambda child=child, key=key: _keras3_weights(path, store, child, key)))
-        elif class_name in _UNSUPPORTED_WRAPPERS:
-            if (config.get("layer") or {}).get("class_name") == "LSTM":
-                refused[key] = class_name
+        elif class_name == "Bidirectional" and _wrapped(config) == "LSTM":
+            # Keras 3 saves the wrapper's two layers as its attributes forward_layer, backward_layer.
+            found.append(FoundLayer(key, "Bidirectional", _without_shared_ids(config),
+                                    lambda child=child, key=key: [
+                                        w for side in ("forward_layer", "backward_layer")
+                                        for w in _keras3_weights(path, store, f"{child}/{side}", key)]))
         elif isinstance(config.get("layers"), list):
             _walk_keras3(path, entry, store, child + "/", key + "/", found, refused)
 
@@ -283,20 +298,37 @@ def _walk_legacy(path, model_config, weights, top, prefix, found, refused) -> No
         if class_name in ("LSTM", "CuDNNLSTM"):
             found.append(FoundLayer(key, class_name, config, lambda name=name, key=key, g=group_name:
                                     _legacy_weights(path, weights, g, name, key)))
-        elif class_name in _UNSUPPORTED_WRAPPERS:
-            if (config.get("layer") or {}).get("class_name") in ("LSTM", "CuDNNLSTM"):
-                refused[key] = class_name
+        elif class_name == "Bidirectional" and _wrapped(config) == "LSTM":
+            found.append(FoundLayer(key, class_name, config, lambda name=name, key=key, g=group_name:
+                                    _legacy_weights(path, weights, g, name, key, halves=2)))
+        elif class_name == "Bidirectional" and _wrapped(config) == "CuDNNLSTM":
+            refused[key] = "Bidirectional(CuDNNLSTM)"
         elif isinstance(config.get("layers"), list) or isinstance(entry.get("config"), list):
             _walk_legacy(path, entry, weights, group_name, key + "/", found, refused)
 
 
-def _legacy_weights(path: str, weights, group_name: str, name: str, key: str) -> list:
+def _wrapped(config: dict):
+    """The class name of the layer a Bidirectional config wraps."""
+    layer = config.get("layer")
+    return layer.get("class_name") if isinstance(layer, dict) else None
+
+
+def _legacy_weights(path: str, weights, group_name: str, name: str, key: str, halves=1) -> list:
+    """The layer's kernel, recurrent kernel and bias; with halves=2 (a Bidirectional) those of
+    the first half of its weight names (the forward layer's) then of the second, as Keras loads
+    them (by position)."""
     if group_name not in weights:
         raise ModelImportError(path, key, f"no weight group model_weights/{group_name}")
     group = weights[group_name]
     names = [_text(n) for n in group.attrs.get("weight_names", [])]
     if group_name != name:  # inside a nested model: the weights whose path names this layer
         names = [n for n in names if f"/{name}/" in "/" + n]
+    size = len(names) // halves
+    return [w for k in range(halves)
+            for w in _weights_by_kind(path, group, group_name, names[k * size:(k + 1) * size], key)]
+
+
+def _weights_by_kind(path: str, group, group_name: str, names: list, key: str) -> list:
     by_kind = {}
     for weight_name in names:
         kind = weight_name.rsplit("/", 1)[-1].split(":")[0]

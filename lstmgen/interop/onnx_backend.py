@@ -1,16 +1,17 @@
 """ONNX graphs of LSTM nodes run by lstmgen: `OnnxBackend` (`lstmgen.onnx_backend`), an
 `onnx.backend.base.Backend` with `prepare(model)` → `OnnxRep` and `run_node(node, inputs)`.
 
-Covers what lstmgen's spec computes exactly today: direction forward or reverse, every activation
-(f, g, h) with activation_alpha / activation_beta, clip, input_forget, peepholes (P), layout 0 and
-1, B (kept as two biases), sequence_lens (a right-padded mask; Y zero past each length, Y_h / Y_c the
-state at the last valid step, as ONNX Runtime gives), initial_h / initial_c, float32 and float64.
-Anything else is refused by name (issue 6 grows the spec for it).
-activation_alpha / activation_beta are consumed in order by the functions that take them (ONNX
-Runtime's reading); a function short of values takes its ONNX operator's default.
-Shapes (layout 0; layout 1 swaps the first two axes of X, Y, initial_h/c, Y_h/c): X [T, N, C],
-W [1, 4H, C], R [1, 4H, H], B [1, 8H], sequence_lens [N], initial_h/c [1, N, H], P [1, 3H];
-Y [T, 1, N, H], Y_h / Y_c [1, N, H]. ONNX gate order i, o, f, c (lstmgen.interop.gates).
+Covers what lstmgen's spec computes exactly today: direction forward, reverse or bidirectional
+(one lstmgen LSTM per direction), every activation (f, g, h per direction) with activation_alpha /
+activation_beta, clip, input_forget, peepholes (P), layout 0 and 1, B (kept as two biases),
+sequence_lens (a right-padded mask; Y zero past each length, Y_h / Y_c the state at the last valid
+step, as ONNX Runtime gives), initial_h / initial_c, float32 and float64. Anything else is refused
+by name. activation_alpha / activation_beta are consumed in order by the functions that take them
+(ONNX Runtime's reading); a function short of values takes its ONNX operator's default.
+Shapes (D = 2 when bidirectional, else 1; layout 0; layout 1 swaps the first two axes of X, Y,
+initial_h/c, Y_h/c): X [T, N, C], W [D, 4H, C], R [D, 4H, H], B [D, 8H], sequence_lens [N],
+initial_h/c [D, N, H], P [D, 3H]; Y [T, D, N, H] (the reverse direction in input time order),
+Y_h / Y_c [D, N, H]. ONNX gate order i, o, f, c (lstmgen.interop.gates).
 onnx is needed only by this module (the `onnx` extra).
 """
 
@@ -39,7 +40,8 @@ _ACTIVATIONS = {
     "elu": ("elu", {"alpha": 1.0}, {}),
     "softsign": ("softsign", {}, {}), "softplus": ("softplus", {}, {}),
 }
-_DIRECTIONS = ("forward", "reverse")
+# Each ONNX direction as the go_backwards of the lstmgen layers that run it, in ONNX's order.
+_DIRECTIONS = {"forward": (False,), "reverse": (True,), "bidirectional": (False, True)}
 _DTYPES = (np.dtype("float32"), np.dtype("float64"))
 
 
@@ -131,27 +133,31 @@ class OnnxLSTM:
                          f"(known: {', '.join(ATTRIBUTES)})")
         self.direction = _text(attrs.get("direction", b"forward"))
         if self.direction not in _DIRECTIONS:
-            self._refuse(f"attribute direction={self.direction!r} is not supported yet "
-                         f"(lstmgen runs {' or '.join(_DIRECTIONS)})")
-        self.cell = self._activations(attrs)
+            self._refuse(f"attribute direction={self.direction!r} is invalid "
+                         "(forward, reverse or bidirectional)")
+        self.cells = self._activations(attrs)
         if "clip" in attrs:
             if not 0 < attrs["clip"] < np.inf:  # NaN too
                 self._refuse(f"attribute clip={attrs['clip']!r} is invalid (a positive finite number)")
-            self.cell["clip"] = attrs["clip"]
+            for cell in self.cells:
+                cell["clip"] = attrs["clip"]
         if attrs.get("input_forget", 0) not in (0, 1):
             self._refuse(f"attribute input_forget={attrs['input_forget']!r} is invalid (0 or 1)")
-        self.cell["input_forget"] = attrs.get("input_forget", 0) == 1
+        for cell in self.cells:
+            cell["input_forget"] = attrs.get("input_forget", 0) == 1
         self.layout = attrs.get("layout", 0)
         if self.layout not in (0, 1):
             self._refuse(f"attribute layout={self.layout!r} is invalid (0 or 1)")
         self.hidden_size = attrs.get("hidden_size")
 
-    def _activations(self, attrs: dict) -> dict:
-        """The spec's recurrent_activation, activation, output_activation from ONNX's f, g, h."""
-        names = [_text(a) for a in attrs.get("activations", _DEFAULT_ACTIVATIONS)]
-        if len(names) != 3:
-            self._refuse(f"attribute activations={names!r} must name 3 functions (f, g, h) for "
-                         f"direction={self.direction!r}")
+    def _activations(self, attrs: dict) -> list:
+        """Per direction, the spec's recurrent_activation, activation, output_activation from
+        ONNX's f, g, h (three functions per direction, in direction order)."""
+        count = 3 * len(_DIRECTIONS[self.direction])
+        names = [_text(a) for a in attrs.get("activations", _DEFAULT_ACTIVATIONS * (count // 3))]
+        if len(names) != count:
+            self._refuse(f"attribute activations={names!r} must name {count} functions (f, g, h "
+                         f"per direction) for direction={self.direction!r}")
         given = {key: list(attrs.get(key, [])) for key in ("activation_alpha", "activation_beta")}
         remaining = {key: list(values) for key, values in given.items()}
         values = []
@@ -169,7 +175,8 @@ class OnnxLSTM:
             if left:
                 self._refuse(f"attribute {key}={given[key]!r} has {len(left)} value(s) that none "
                              f"of the activations {names!r} takes")
-        return dict(zip(("recurrent_activation", "activation", "output_activation"), values))
+        return [dict(zip(("recurrent_activation", "activation", "output_activation"), values[k:k + 3]))
+                for k in range(0, count, 3)]
 
     def run(self, values: dict, target: str = "auto") -> dict:
         """{output name: array} for the node's non-empty outputs, reading its inputs from `values`."""
@@ -203,49 +210,56 @@ class OnnxLSTM:
         units = self.hidden_size if self.hidden_size is not None else units
         if units is None:
             self._refuse(f"input R has shape {given['R'].shape}, expected [1, 4H, H]")
-        state_shape = (n_batch, 1, units) if self.layout else (1, n_batch, units)
-        shapes = {"W": (1, 4 * units, n_in), "R": (1, 4 * units, units), "B": (1, 8 * units),
-                  "sequence_lens": (n_batch,), "initial_h": state_shape, "initial_c": state_shape,
-                  "P": (1, 3 * units)}
+        backwards = _DIRECTIONS[self.direction]
+        n_dir = len(backwards)
+        state_shape = (n_batch, n_dir, units) if self.layout else (n_dir, n_batch, units)
+        shapes = {"W": (n_dir, 4 * units, n_in), "R": (n_dir, 4 * units, units),
+                  "B": (n_dir, 8 * units), "sequence_lens": (n_batch,), "initial_h": state_shape,
+                  "initial_c": state_shape, "P": (n_dir, 3 * units)}
         for role, value in given.items():
             if role == "X":
                 continue
             if value.shape != shapes[role]:
-                if role in ("W", "R", "B", "initial_h", "initial_c", "P") and value.ndim >= 1 and \
-                        value.shape[self.layout if role.startswith("initial") else 0] == 2:
-                    self._refuse(f"input {role} has shape {value.shape}: two directions "
-                                 "(bidirectional) are not supported yet")
                 self._refuse(f"input {role} has shape {value.shape}, expected {shapes[role]} "
-                             f"(X {x.shape}, layout={self.layout}, hidden_size={units})")
+                             f"(X {x.shape}, layout={self.layout}, hidden_size={units}, "
+                             f"direction={self.direction!r})")
             if role != "sequence_lens" and value.dtype != x.dtype:
                 self._refuse(f"input {role} has dtype {value.dtype}, X has {x.dtype}: they must match")
-        kernel, recurrent_kernel, _ = onnx_to_keras(given["W"], given["R"])
+        mask, lengths = self._mask(given.get("sequence_lens"), n_batch, n_time)
+        runs = [self._run_direction(given, d, go_backwards, mask, lengths, target)
+                for d, go_backwards in enumerate(backwards)]
+        y, y_h, y_c = ([run[k] for run in runs] for k in range(3))
+        return (np.ascontiguousarray(np.stack(y, axis=2 if self.layout else 1), dtype=x.dtype),
+                np.stack(y_h, axis=self.layout), np.stack(y_c, axis=self.layout))
+
+    def _run_direction(self, given: dict, d: int, go_backwards: bool, mask, lengths, target) -> tuple:
+        """(output [T, N, H] or [N, T, H] in input time order, h [N, H], c [N, H]) of direction d."""
+        x = given["X"]
+        n_time, n_batch, units = x.shape[self.layout], x.shape[1 - self.layout], given["R"].shape[-1]
+        kernel, recurrent_kernel, _ = onnx_to_keras(given["W"][d:d + 1], given["R"][d:d + 1])
         weights = {"kernel": kernel, "recurrent_kernel": recurrent_kernel}
         if "B" in given:
-            weights["bias"], weights["recurrent_bias"] = onnx_biases_to_keras(given["B"])
+            weights["bias"], weights["recurrent_bias"] = onnx_biases_to_keras(given["B"][d:d + 1])
         if "P" in given:
-            weights["peephole"] = onnx_peepholes_to_keras(given["P"])
-        mask, lengths = self._mask(given.get("sequence_lens"), n_batch, n_time)
+            weights["peephole"] = onnx_peepholes_to_keras(given["P"][d:d + 1])
         layer = LSTM(units, target=target, name=self.name, return_sequences=True, return_state=True,
-                     go_backwards=self.direction == "reverse", time_major=not self.layout,
+                     go_backwards=go_backwards, time_major=not self.layout,
                      zero_output_for_mask=True, dtype=x.dtype.name, use_bias="B" in given,
-                     use_recurrent_bias="B" in given, use_peepholes="P" in given, **self.cell)
-        layer.set_weights([weights[name] for name in layer.spec.weight_names])
+                     use_recurrent_bias="B" in given, use_peepholes="P" in given, **self.cells[d])
+        layer.set_weights([weights[name].astype(x.dtype) for name in layer.spec.weight_names])
         initial = None
         if "initial_h" in given or "initial_c" in given:
-            zeros = np.zeros(state_shape, x.dtype)
-            initial = [given.get(k, zeros)[:, 0] if self.layout else given.get(k, zeros)[0]
+            zeros = np.zeros((n_batch, units), x.dtype)
+            initial = [zeros if k not in given else given[k][:, d] if self.layout else given[k][d]
                        for k in ("initial_h", "initial_c")]
         output, h, c = layer(x, mask=mask, initial_state=initial)
         time_axis = 1 if self.layout else 0
-        if self.direction == "reverse":
+        if go_backwards:
             output = np.flip(output, axis=time_axis)  # Keras gives go_backwards outputs last step first
         if lengths is not None:
             valid = np.arange(n_time)[None, :] < lengths[:, None]  # [N, T]
             output = np.where((valid if self.layout else valid.T)[..., None], output, 0)
-        y = np.ascontiguousarray(np.expand_dims(output, 2 if self.layout else 1), dtype=x.dtype)
-        state_axis = 1 if self.layout else 0
-        return y, np.expand_dims(h, state_axis), np.expand_dims(c, state_axis)
+        return output, h, c
 
     def _mask(self, sequence_lens, n_batch: int, n_time: int) -> tuple:
         """([N, T] right-padded mask or None, lengths [N] or None) from sequence_lens."""
