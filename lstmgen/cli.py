@@ -17,7 +17,7 @@ from lstmgen.version import GENERATOR_VERSION
 
 
 # Model files `lstmgen compile` reads; any other path is a spec JSON file.
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx")
 
 
 class UsageError(Exception):
@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     compile_cmd = commands.add_parser(
         "compile", help="generate the module for a spec (prints its path), or the modules and "
         "weights of every LSTM layer in a model file (prints `layer: module weights` lines)")
-    compile_cmd.add_argument("spec", nargs="+", help="spec JSON file(s), or .keras / .h5 model files")
+    compile_cmd.add_argument("spec", nargs="+", help="spec JSON file(s), or .keras / .h5 / .onnx model files")
     compile_cmd.add_argument("-o", "--output", default="generated", help="directory (default: generated)")
     compile_cmd.add_argument("--target", default="auto", choices=REQUESTABLE)
     compile_cmd.add_argument("--blas", default="numpy", choices=BLAS_CHOICES,

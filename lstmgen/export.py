@@ -1,4 +1,5 @@
-"""`lstmgen compile MODEL`: every LSTM layer of a model file as a generated module plus its weights.
+"""`lstmgen compile MODEL`: every LSTM layer of a model file (.keras, .h5, .onnx) as a generated
+module plus its weights.
 
 Each layer that runs as an lstmgen.LSTM gets the module of its variant (layers of one variant
 share it) and an .npz of its weights beside it, named `<model stem>.<layer key>.npz`, which the
@@ -31,9 +32,7 @@ class ExportedLayer:
 
 def export_model(path: str, directory: Path, target: str = "auto", blas: str = "numpy") -> list:
     """Write the module and the weights of every LSTM layer in the model file at `path`."""
-    from lstmgen.interop.keras import from_keras
-
-    runners = [(key, runner) for key, layer in from_keras(path).items()
+    runners = [(key, runner) for key, layer in _model_layers(path).items()
                for key, runner in _runners(key, layer)]
     stem, directory = Path(path).stem, Path(directory)
     planned, names = [], {}
@@ -51,6 +50,19 @@ def export_model(path: str, directory: Path, target: str = "auto", blas: str = "
         write_if_changed(exported.module, source)
         write_if_changed(exported.weights, weights)
     return [exported for exported, _, _ in planned]
+
+
+def _model_layers(path: str) -> dict:
+    """{key: layer} of a .onnx file's LSTM nodes, or of a Keras model file's LSTM layers."""
+    if Path(path).suffix.lower() != ".onnx":
+        from lstmgen.interop.keras import from_keras
+
+        return from_keras(path)
+    try:
+        from lstmgen.interop.onnx_backend import read_model_file
+    except ImportError:
+        raise ImportError("reading .onnx files needs onnx: pip install 'lstmgen[onnx]'") from None
+    return read_model_file(path)
 
 
 def _runners(key: str, layer) -> list:

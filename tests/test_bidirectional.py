@@ -190,7 +190,7 @@ def test_tf_keras_config_without_backward_layer():
     (dict(backward_layer=lstmgen.LSTM(H, go_backwards=True, return_state=True)), ValueError,
      "return_state is False for the forward layer and True for the backward layer"),
     (dict(merge_mode="sum", backward_layer=lstmgen.LSTM(H + 1, go_backwards=True)), ValueError,
-     "2 and 3 units"),
+     "output 2 and 3 features"),
     (dict(weights=[np.ones((C, 4 * H))]), ValueError, "got 1 arrays, expected 6"),
 ])
 def test_bad_arguments(arguments, error, words):

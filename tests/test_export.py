@@ -39,7 +39,7 @@ def compile_model(capsys, path, out) -> dict:
 def run(exported, key, x):
     module, weights_path = exported[key]
     weights = module.load(weights_path)
-    h0 = np.zeros((x.shape[0], module.UNITS), module.DTYPE)
+    h0 = np.zeros((x.shape[1] if module.TIME_MAJOR else x.shape[0], module.UNITS), module.DTYPE)
     output, _, _ = module.forward(x, *weights, h0, h0.copy())
     return output
 
@@ -143,3 +143,49 @@ def test_a_layer_that_cannot_be_compiled_writes_nothing(tmp_path, capsys):
     assert main(["compile", str(tmp_path / "m.keras"), "-o", str(out)]) == 2
     assert "half" in capsys.readouterr().err
     assert not out.exists()
+
+
+def onnx_lstm_file(path, weights_as_inputs=False):
+    """A bidirectional ONNX LSTM node (peepholes, two biases, other activations, clip) whose
+    weights are initializers; with `weights_as_inputs`, W is a graph input instead."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(10)
+    hidden = 3
+    arrays = {"W": rng.normal(0, 0.5, (2, 4 * hidden, C)), "R": rng.normal(0, 0.5, (2, 4 * hidden, hidden)),
+              "B": rng.normal(0, 0.2, (2, 8 * hidden)), "P": rng.normal(0, 0.3, (2, 3 * hidden))}
+    arrays = {k: v.astype("float32") for k, v in arrays.items()}
+    node = helper.make_node("LSTM", ["X", "W", "R", "B", "", "", "", "P"], ["Y", "Y_h", "Y_c"],
+                            name="seq", hidden_size=hidden, direction="bidirectional", clip=2.0,
+                            activations=["HardSigmoid", "Tanh", "Softsign", "Sigmoid", "Tanh", "Tanh"],
+                            activation_alpha=[0.25], activation_beta=[0.4])
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, [T, None, C])]
+    if weights_as_inputs:
+        inputs.append(helper.make_tensor_value_info("W", TensorProto.FLOAT, list(arrays.pop("W").shape)))
+    graph = helper.make_graph(
+        [node], "g", inputs, [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("Y", "Y_h", "Y_c")],
+        initializer=[numpy_helper.from_array(v, k) for k, v in arrays.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)]), path)
+
+
+def test_onnx_node_compiles_as_its_directions(tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    onnx_lstm_file(tmp_path / "seq.onnx")
+    exported = compile_model(capsys, tmp_path / "seq.onnx", tmp_path / "out")
+    assert set(exported) == {"seq/forward", "seq/backward"}
+    x = inputs("float32", seed=11, shape=(T, 4, C))  # layout 0: time-major
+    y = np.stack([run(exported, "seq/forward", x), run(exported, "seq/backward", x)[::-1]], axis=1)
+    session = ort.InferenceSession(str(tmp_path / "seq.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(y, session.run(["Y"], {"X": x})[0], rtol=2e-5, atol=2e-6)
+
+
+def test_onnx_weights_that_are_not_in_the_file_are_refused(tmp_path, capsys):
+    onnx_lstm_file(tmp_path / "seq.onnx", weights_as_inputs=True)
+    assert main(["compile", str(tmp_path / "seq.onnx"), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "'seq'" in err and "input W ('W') is not an initializer" in err
+    (tmp_path / "bad.onnx").write_bytes(b"garbage\x00\x01")
+    assert main(["compile", str(tmp_path / "bad.onnx"), "-o", str(tmp_path / "out")]) == 2
+    assert "not an ONNX model file" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -16,6 +16,8 @@ onnx is needed only by this module (the `onnx` extra).
 """
 
 import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
 from onnx import ModelProto, NodeProto, helper, numpy_helper
 from onnx.backend.base import Backend, BackendRep, namedtupledict
 
@@ -202,51 +204,78 @@ class OnnxLSTM:
             self._refuse(f"input X has shape {x.shape}, expected 3 axes "
                          f"({'[N, T, C]' if self.layout else '[T, N, C]'})")
         n_time, n_batch = (x.shape[1], x.shape[0]) if self.layout else x.shape[:2]
-        n_in, units = x.shape[2], given["R"].shape[-1] if given["R"].ndim == 3 else None
+        self._check(given, x.shape[2], n_batch, x.dtype, f"X {x.shape}")
+        mask, lengths = self._mask(given.get("sequence_lens"), n_batch, n_time)
+        runs = [self._run_direction(layer, given, d, mask, lengths)
+                for d, layer in enumerate(self._layers(given, x.dtype, target))]
+        y, y_h, y_c = ([run[k] for run in runs] for k in range(3))
+        return (np.ascontiguousarray(np.stack(y, axis=2 if self.layout else 1), dtype=x.dtype),
+                np.stack(y_h, axis=self.layout), np.stack(y_c, axis=self.layout))
+
+    def layers(self, weights: dict, target: str = "auto") -> list:
+        """One built lstmgen LSTM per direction (ONNX's order) from the node's weight inputs
+        `weights` (W, R and, where the node has them, B and P), as `lstmgen compile` ships them:
+        each runs Keras's semantics (a reverse direction's output last step first)."""
+        for role in ("W", "R"):
+            if role not in weights:
+                self._refuse(f"input {role} is required")
+        w = weights["W"]
+        if w.dtype not in _DTYPES or w.ndim != 3:
+            self._refuse(f"input W has dtype {w.dtype} and shape {w.shape}: expected float32 or "
+                         "float64 [D, 4H, C]")
+        self._check(weights, w.shape[2], None, w.dtype, f"W {w.shape}")
+        return self._layers(weights, w.dtype, target)
+
+    def _check(self, given: dict, n_in: int, n_batch, dtype, against: str) -> None:
+        """Every given input's shape and dtype against X's (or W's, `against`); n_batch None: none
+        of the per-call inputs (sequence_lens, initial states) is checked."""
+        units = given["R"].shape[-1] if given["R"].ndim == 3 else None
         if self.hidden_size is not None and units != self.hidden_size:
             self._refuse(f"attribute hidden_size={self.hidden_size} does not match input R of "
-                         f"shape {given['R'].shape} (expected [1, {4 * self.hidden_size}, "
+                         f"shape {given['R'].shape} (expected [D, {4 * self.hidden_size}, "
                          f"{self.hidden_size}])")
         units = self.hidden_size if self.hidden_size is not None else units
         if units is None:
-            self._refuse(f"input R has shape {given['R'].shape}, expected [1, 4H, H]")
-        backwards = _DIRECTIONS[self.direction]
-        n_dir = len(backwards)
+            self._refuse(f"input R has shape {given['R'].shape}, expected [D, 4H, H]")
+        n_dir = len(_DIRECTIONS[self.direction])
         state_shape = (n_batch, n_dir, units) if self.layout else (n_dir, n_batch, units)
         shapes = {"W": (n_dir, 4 * units, n_in), "R": (n_dir, 4 * units, units),
                   "B": (n_dir, 8 * units), "sequence_lens": (n_batch,), "initial_h": state_shape,
                   "initial_c": state_shape, "P": (n_dir, 3 * units)}
         for role, value in given.items():
-            if role == "X":
+            if role == "X" or n_batch is None and role not in ("W", "R", "B", "P"):
                 continue
             if value.shape != shapes[role]:
                 self._refuse(f"input {role} has shape {value.shape}, expected {shapes[role]} "
-                             f"(X {x.shape}, layout={self.layout}, hidden_size={units}, "
+                             f"({against}, layout={self.layout}, hidden_size={units}, "
                              f"direction={self.direction!r})")
-            if role != "sequence_lens" and value.dtype != x.dtype:
-                self._refuse(f"input {role} has dtype {value.dtype}, X has {x.dtype}: they must match")
-        mask, lengths = self._mask(given.get("sequence_lens"), n_batch, n_time)
-        runs = [self._run_direction(given, d, go_backwards, mask, lengths, target)
-                for d, go_backwards in enumerate(backwards)]
-        y, y_h, y_c = ([run[k] for run in runs] for k in range(3))
-        return (np.ascontiguousarray(np.stack(y, axis=2 if self.layout else 1), dtype=x.dtype),
-                np.stack(y_h, axis=self.layout), np.stack(y_c, axis=self.layout))
+            if role != "sequence_lens" and value.dtype != dtype:
+                self._refuse(f"input {role} has dtype {value.dtype}, {against.split()[0]} has "
+                             f"{dtype}: they must match")
 
-    def _run_direction(self, given: dict, d: int, go_backwards: bool, mask, lengths, target) -> tuple:
+    def _layers(self, given: dict, dtype, target: str) -> list:
+        """The checked weight inputs as one lstmgen LSTM per direction."""
+        layers = []
+        for d, go_backwards in enumerate(_DIRECTIONS[self.direction]):
+            kernel, recurrent_kernel, _ = onnx_to_keras(given["W"][d:d + 1], given["R"][d:d + 1])
+            weights = {"kernel": kernel, "recurrent_kernel": recurrent_kernel}
+            if "B" in given:
+                weights["bias"], weights["recurrent_bias"] = onnx_biases_to_keras(given["B"][d:d + 1])
+            if "P" in given:
+                weights["peephole"] = onnx_peepholes_to_keras(given["P"][d:d + 1])
+            layer = LSTM(recurrent_kernel.shape[0], target=target, name=self.name,
+                         return_sequences=True, return_state=True, go_backwards=go_backwards,
+                         time_major=not self.layout, zero_output_for_mask=True,
+                         dtype=np.dtype(dtype).name, use_bias="B" in given,
+                         use_recurrent_bias="B" in given, use_peepholes="P" in given, **self.cells[d])
+            layer.set_weights([weights[name].astype(dtype) for name in layer.spec.weight_names])
+            layers.append(layer)
+        return layers
+
+    def _run_direction(self, layer, given: dict, d: int, mask, lengths) -> tuple:
         """(output [T, N, H] or [N, T, H] in input time order, h [N, H], c [N, H]) of direction d."""
         x = given["X"]
-        n_time, n_batch, units = x.shape[self.layout], x.shape[1 - self.layout], given["R"].shape[-1]
-        kernel, recurrent_kernel, _ = onnx_to_keras(given["W"][d:d + 1], given["R"][d:d + 1])
-        weights = {"kernel": kernel, "recurrent_kernel": recurrent_kernel}
-        if "B" in given:
-            weights["bias"], weights["recurrent_bias"] = onnx_biases_to_keras(given["B"][d:d + 1])
-        if "P" in given:
-            weights["peephole"] = onnx_peepholes_to_keras(given["P"][d:d + 1])
-        layer = LSTM(units, target=target, name=self.name, return_sequences=True, return_state=True,
-                     go_backwards=go_backwards, time_major=not self.layout,
-                     zero_output_for_mask=True, dtype=x.dtype.name, use_bias="B" in given,
-                     use_recurrent_bias="B" in given, use_peepholes="P" in given, **self.cells[d])
-        layer.set_weights([weights[name].astype(x.dtype) for name in layer.spec.weight_names])
+        n_time, n_batch, units = x.shape[self.layout], x.shape[1 - self.layout], layer.units
         initial = None
         if "initial_h" in given or "initial_c" in given:
             zeros = np.zeros((n_batch, units), x.dtype)
@@ -254,11 +283,13 @@ class OnnxLSTM:
                        for k in ("initial_h", "initial_c")]
         output, h, c = layer(x, mask=mask, initial_state=initial)
         time_axis = 1 if self.layout else 0
-        if go_backwards:
+        if layer.go_backwards:
             output = np.flip(output, axis=time_axis)  # Keras gives go_backwards outputs last step first
         if lengths is not None:
             valid = np.arange(n_time)[None, :] < lengths[:, None]  # [N, T]
             output = np.where((valid if self.layout else valid.T)[..., None], output, 0)
+            # An empty sequence's final states are zeros, as ONNX Runtime gives (not initial_h/c).
+            h, c = (np.where(lengths[:, None] > 0, state, 0) for state in (h, c))
         return output, h, c
 
     def _mask(self, sequence_lens, n_batch: int, n_time: int) -> tuple:
@@ -268,16 +299,43 @@ class OnnxLSTM:
         if sequence_lens.dtype.kind not in "iu":
             self._refuse(f"input sequence_lens has dtype {sequence_lens.dtype}, expected int32")
         lengths = sequence_lens.astype(np.int64)
-        bad = (lengths < 1) | (lengths > n_time)
+        bad = (lengths < 0) | (lengths > n_time)
         if np.any(bad):
             self._refuse(f"input sequence_lens={lengths.tolist()}: each length must be in "
-                         f"[1, {n_time}] (a length of 0 is not supported yet)")
+                         f"[0, {n_time}]")
         if np.all(lengths == n_time):
             return None, None
         return np.arange(n_time)[None, :] < lengths[:, None], lengths
 
     def _refuse(self, problem: str):
         raise ModelImportError(self.source, self.name, problem)
+
+
+def read_model_file(path: str, target: str = "auto") -> dict:
+    """{key: built lstmgen LSTM} of every LSTM node of the .onnx file at `path`, whose weight inputs
+    (W, R, and B, P where named) must be initializers: key is the node's name, with "/forward" and
+    "/backward" for a bidirectional node's two directions."""
+    try:
+        model = onnx.load(path)
+    except (DecodeError, ValueError) as err:
+        raise ModelImportError(path, None, f"not an ONNX model file ({err})") from None
+    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    found = {}
+    for k, node in enumerate(model.graph.node):
+        lstm = OnnxLSTM(node, path, _node_name(node, k))
+        weights = {}
+        for role, name in zip(INPUTS, node.input):
+            if name and role in ("W", "R", "B", "P"):
+                if name not in constants:
+                    lstm._refuse(f"input {role} ({name!r}) is not an initializer: compiling needs "
+                                 "the weights in the file")
+                weights[role] = constants[name]
+        layers = lstm.layers(weights, target)
+        suffixes = ("/forward", "/backward") if len(layers) == 2 else ("",)
+        found.update({lstm.name + suffix: layer for suffix, layer in zip(suffixes, layers)})
+    if not found:
+        raise ModelImportError(path, None, "the graph has no LSTM node")
+    return found
 
 
 def _node_name(node: NodeProto, index: int) -> str:
