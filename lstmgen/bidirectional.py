@@ -1,10 +1,11 @@
-"""`lstmgen.Bidirectional`: Keras 3's Bidirectional wrapper around lstmgen LSTM layers.
+"""`lstmgen.Bidirectional`: Keras 3's Bidirectional wrapper around lstmgen LSTM or CuDNNLSTM layers.
 
 Keras 3 (keras/src/layers/rnn/bidirectional.py, its two-layer path) is the reference: the forward
 layer is a fresh copy of `layer` made from its config (named `forward_<name>`, no weights carried
 over), the backward layer a copy with go_backwards=True (`backward_<name>`) unless one is given;
-both get zero_output_for_mask = return_sequences. A call runs both on the same inputs, reverses
-the backward sequence back into input order, casts both outputs to the wrapper's dtype and merges
+both get zero_output_for_mask = return_sequences (CuDNNLSTM layers have none: they refuse masks,
+as tf.keras's Bidirectional(CuDNNLSTM) does). A call runs both on the same inputs, reverses the
+backward sequence back into input order, casts both outputs to the wrapper's dtype and merges
 them. Like Keras, it casts floating inputs and initial states to its own dtype before the layers
 cast them to theirs. States: the forward layer's [h, c] then the backward layer's. Each direction
 runs its own generated variant, on its own thread when both are worth it (batch_threads.run_pair).
@@ -14,6 +15,7 @@ Glossary: T time steps, N batch, C input features, H units.
 import numpy as np
 
 from lstmgen import batch_threads
+from lstmgen.cudnnlstm import CuDNNLSTM
 from lstmgen.runtime import LSTM
 from lstmgen.spec import DTYPES, _keras_dtype
 
@@ -21,14 +23,17 @@ MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 # What both directions must share (Keras checks the first three; the time axis is lstmgen's).
 _COMMON = ("stateful", "return_sequences", "return_state", "time_major")
 _CONFIG_KEYS = ("name", "trainable", "dtype", "merge_mode", "layer", "backward_layer")
+# The layer classes a Bidirectional wraps, by their config class_name.
+_LAYERS = {"LSTM": LSTM, "CuDNNLSTM": CuDNNLSTM}
 
 
 class Bidirectional:
     """`lstmgen.Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None,
     name="bidirectional", dtype="float32")`, NumPy in and out.
 
-    `layer`, `backward_layer`: `lstmgen.LSTM`. `dtype` is the wrapper's, as Keras's dtype policy
-    (default float32 whatever the layers'): the outputs are cast to it, the states are not.
+    `layer`, `backward_layer`: `lstmgen.LSTM` or `lstmgen.CuDNNLSTM`. `dtype` is the wrapper's, as
+    Keras's dtype policy (default float32 whatever the layers'): the outputs are cast to it, the
+    states are not.
     `weights`: the forward layer's weights then the backward layer's, set now.
     """
 
@@ -36,9 +41,9 @@ class Bidirectional:
                  name="bidirectional", dtype="float32"):
         for argument, value, optional in (("layer", layer, False),
                                           ("backward_layer", backward_layer, True)):
-            if not isinstance(value, LSTM) and not (optional and value is None):
+            if not isinstance(value, tuple(_LAYERS.values())) and not (optional and value is None):
                 raise TypeError(f"{argument}={value!r} for Bidirectional {name!r}: expected an "
-                                "lstmgen.LSTM")
+                                "lstmgen.LSTM or lstmgen.CuDNNLSTM")
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"merge_mode={merge_mode!r} for Bidirectional {name!r}: must be one of "
                              f"{', '.join(map(repr, MERGE_MODES))}")
@@ -53,7 +58,8 @@ class Bidirectional:
                                      go_backwards=True))
         self._check_pair()
         for direction in (self.forward_layer, self.backward_layer):
-            if direction.zero_output_for_mask != direction.return_sequences:
+            if (isinstance(direction, LSTM)
+                    and direction.zero_output_for_mask != direction.return_sequences):
                 direction._set_spec(direction.spec.replace(
                     zero_output_for_mask=direction.return_sequences))
         if weights:
@@ -65,10 +71,10 @@ class Bidirectional:
             raise ValueError(f"Bidirectional {self.name!r}: the forward and backward layers need "
                              f"different go_backwards; both have {forward.go_backwards}")
         for attribute in _COMMON:
-            if getattr(forward, attribute) != getattr(backward, attribute):
-                raise ValueError(f"Bidirectional {self.name!r}: {attribute} is "
-                                 f"{getattr(forward, attribute)} for the forward layer and "
-                                 f"{getattr(backward, attribute)} for the backward layer; "
+            values = getattr(forward.spec, attribute), getattr(backward.spec, attribute)
+            if values[0] != values[1]:
+                raise ValueError(f"Bidirectional {self.name!r}: {attribute} is {values[0]} for "
+                                 f"the forward layer and {values[1]} for the backward layer; "
                                  "they must match")
         widths = forward.spec.output_size, backward.spec.output_size
         if self.merge_mode in ("sum", "mul", "ave") and widths[0] != widths[1]:
@@ -94,7 +100,7 @@ class Bidirectional:
 
     @property
     def time_major(self) -> bool:
-        return self.forward_layer.time_major
+        return self.forward_layer.spec.time_major
 
     @property
     def built(self) -> bool:
@@ -197,15 +203,18 @@ class Bidirectional:
                 f"backward layer {self.backward_layer.name!r}: {self.backward_layer.explain()}")
 
     def get_config(self) -> dict:
-        """A Keras-style config: the two layers as {"class_name": "LSTM", "config": ...}."""
+        """A Keras-style config: the two layers as {"class_name": "LSTM" (or "CuDNNLSTM"),
+        "config": ...}."""
         return {"name": self.name, "dtype": self.dtype.name, "merge_mode": self.merge_mode,
-                "layer": {"class_name": "LSTM", "config": self.forward_layer.get_config()},
-                "backward_layer": {"class_name": "LSTM", "config": self.backward_layer.get_config()}}
+                **{key: {"class_name": type(layer).__name__, "config": layer.get_config()}
+                   for key, layer in (("layer", self.forward_layer),
+                                      ("backward_layer", self.backward_layer))}}
 
     @classmethod
     def from_config(cls, config: dict) -> "Bidirectional":
         """A wrapper from `get_config()`, or from a Keras 3 or tf.keras Bidirectional config of
-        LSTM layers (tf.keras writes no backward_layer unless one was given: it is then made)."""
+        LSTM or CuDNNLSTM layers (tf.keras writes no backward_layer unless one was given: it is
+        then made)."""
         if not isinstance(config, dict):
             raise TypeError(f"config={config!r}: expected a Bidirectional config dict")
         unknown = sorted(set(config) - set(_CONFIG_KEYS))
@@ -235,22 +244,24 @@ def _merge(mode, forward: np.ndarray, backward: np.ndarray):
     return [forward, backward]
 
 
-def _copy(layer: LSTM, name: str, go_backwards: bool) -> LSTM:
-    """A fresh layer from `layer`'s config (Keras: no weights or states carried over)."""
-    config = {**layer.get_config(), "name": name, "go_backwards": go_backwards,
-              "zero_output_for_mask": layer.return_sequences}
-    return LSTM.from_config(config, target=layer._requested_target)
+def _copy(layer, name: str, go_backwards: bool):
+    """A fresh layer of `layer`'s class from its config (Keras: no weights or states carried
+    over)."""
+    config = {**layer.get_config(), "name": name, "go_backwards": go_backwards}
+    if isinstance(layer, LSTM):
+        config["zero_output_for_mask"] = layer.return_sequences
+    return type(layer).from_config(config, target=layer._requested_target)
 
 
-def _layer_from_config(entry, key: str) -> LSTM:
-    """An LSTM from a serialized layer ({"class_name": "LSTM", "config": {...}, ...})."""
+def _layer_from_config(entry, key: str):
+    """An LSTM or CuDNNLSTM from a serialized layer ({"class_name": ..., "config": {...}, ...})."""
     if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
         raise ValueError(f"{key}={entry!r} in a Bidirectional config: expected "
                          "{'class_name': 'LSTM', 'config': {...}}")
-    if entry.get("class_name") != "LSTM":
+    if entry.get("class_name") not in _LAYERS:
         raise ValueError(f"{key} in a Bidirectional config is a {entry.get('class_name')}: "
-                         "lstmgen.Bidirectional wraps LSTM layers")
-    return LSTM.from_config(entry["config"])
+                         "lstmgen.Bidirectional wraps LSTM and CuDNNLSTM layers")
+    return _LAYERS[entry["class_name"]].from_config(entry["config"])
 
 
 def _removeprefix(name: str, prefix: str) -> str:

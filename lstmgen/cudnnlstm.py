@@ -27,6 +27,8 @@ ARGUMENTS = {
 # These apply to CuDNNLSTM's own weights, so they stay here, not on the LSTM that runs it.
 _PENALTIES = ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer")
 _CONSTRAINTS = ("kernel_constraint", "recurrent_constraint", "bias_constraint")
+# tf.keras CuDNNLSTM config keys that its constructor does not take; they change nothing.
+_BOOKKEEPING = ("trainable", "batch_input_shape", "batch_shape")
 # tf.keras's `cell` of a CuDNNLSTM holds only the state sizes.
 Cell = collections.namedtuple("cell", "state_size")
 
@@ -49,6 +51,7 @@ class CuDNNLSTM:
         self.name = name
         runner = self.spec.replace(**{k: None for k in _PENALTIES + _CONSTRAINTS})
         self._lstm = LSTM(target=target, name=name, **runner.to_dict())
+        self._requested_target = target
         self._weights = None
         self._rng = np.random.default_rng()
 
@@ -125,6 +128,11 @@ class CuDNNLSTM:
         self._lstm.reset_states(states)
 
     @property
+    def _activity_losses(self) -> list:
+        """The last call's activity penalties (lstmgen.Bidirectional orders losses by them)."""
+        return self._lstm._activity_losses
+
+    @property
     def losses(self) -> list:
         """The last call's activity penalties, then the kernel, recurrent kernel and bias ones."""
         weight_losses = [float(getattr(self.spec, r)(w)) for r, w in zip(_PENALTIES, self._weights or [])
@@ -147,11 +155,16 @@ class CuDNNLSTM:
                 **{k: values[k] for k in ARGUMENTS}}
 
     @classmethod
-    def from_config(cls, config: dict) -> "CuDNNLSTM":
-        """A layer from `get_config()` or tf.keras's CuDNNLSTM config (whose `trainable` is ignored)."""
-        values = {k: v for k, v in config.items() if k != "trainable"}
+    def from_config(cls, config: dict, target: str = "auto") -> "CuDNNLSTM":
+        """A layer from `get_config()` or tf.keras's CuDNNLSTM config (its `trainable`,
+        `batch_input_shape` / `batch_shape` change nothing and are ignored; time_major=True is
+        refused)."""
+        values = {k: v for k, v in config.items() if k not in _BOOKKEEPING}
+        if values.pop("time_major", False):
+            raise SpecError("time_major", True, "is not supported (CuDNNLSTM takes [N, T, C] inputs)",
+                            f"CuDNNLSTM {values.get('name', 'cu_dnnlstm')!r}")
         dtype = LSTMSpec.from_keras_config({"units": 1, "dtype": values.pop("dtype", "float32")}).dtype
-        return cls(dtype=dtype, **values)
+        return cls(target=target, dtype=dtype, **values)
 
 
 for _name in ("units",) + tuple(ARGUMENTS):

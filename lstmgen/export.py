@@ -72,7 +72,8 @@ def _runners(key: str, layer) -> list:
     if isinstance(layer, CuDNNLSTM):
         return [(key, layer.runner)]
     if isinstance(layer, Bidirectional):  # each direction its own module; the merge is the caller's
-        return [(f"{key}/forward", layer.forward_layer), (f"{key}/backward", layer.backward_layer)]
+        return (_runners(f"{key}/forward", layer.forward_layer)
+                + _runners(f"{key}/backward", layer.backward_layer))
     raise TypeError(f"{key}: cannot compile a {type(layer).__name__} layer")
 
 

@@ -17,6 +17,7 @@ from keras_float64 import exact_float64_matmul  # noqa: E402,F401  (autouse fixt
 
 import lstmgen  # noqa: E402
 from lstmgen import batch_threads, reference  # noqa: E402
+from lstmgen.interop.cudnnlstm import cudnnlstm_to_lstm  # noqa: E402
 from test_layer_keras import MASK, C, H, N, T, as_list, pytestmark, tolerances  # noqa: E402,F401
 
 MERGE_MODES = ["concat", "sum", "mul", "ave", None]
@@ -318,3 +319,34 @@ def test_losses_as_keras():
     np.testing.assert_allclose(ours.losses, [float(keras.ops.convert_to_numpy(v)) for v in theirs.losses],
                                rtol=1e-5)
     assert len(ours.losses) == 6
+
+
+def test_cudnnlstm_layers_as_keras_with_converted_weights():
+    """Bidirectional(CuDNNLSTM) (tf.keras's weights, kept as given) against Keras 3's
+    Bidirectional(LSTM) holding the weights cudnnlstm_to_lstm converts: outputs, states, initial
+    states and losses (the L2 of a kernel is the same in either layout); config round trip."""
+    rng = np.random.default_rng(11)
+    arguments = dict(return_sequences=True, return_state=True, kernel_regularizer="l2",
+                     activity_regularizer={"class_name": "L1", "config": {"l1": 0.5}})
+    ours = lstmgen.Bidirectional(lstmgen.CuDNNLSTM(H, target="cpu", **arguments), merge_mode="sum")
+    weights = [rng.normal(0, 0.5, s).astype("float32")
+               for s in ((C, 4 * H), (H, 4 * H), (8 * H,)) * 2]
+    ours.set_weights(weights)
+    theirs = keras.layers.Bidirectional(keras.layers.LSTM(H, **arguments), merge_mode="sum")
+    theirs.build((N, T, C))
+    theirs.set_weights([*cudnnlstm_to_lstm(*weights[:3]), *cudnnlstm_to_lstm(*weights[3:])])
+    assert isinstance(ours.backward_layer, lstmgen.CuDNNLSTM)
+    assert ours.backward_layer.go_backwards and ours.backward_layer.target == "cpu"
+    for got, given in zip(ours.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(got, given)
+    x = rng.normal(size=(N, T, C)).astype("float32")
+    states = [rng.normal(size=(N, H)).astype("float32") for _ in range(4)]
+    assert_same(ours(x, initial_state=states), theirs(x, initial_state=states), "float32")
+    np.testing.assert_allclose(ours.losses, [float(keras.ops.convert_to_numpy(v)) for v in theirs.losses],
+                               rtol=1e-5)
+    config = ours.get_config()
+    assert config["layer"]["class_name"] == config["backward_layer"]["class_name"] == "CuDNNLSTM"
+    again = lstmgen.Bidirectional.from_config(config)
+    assert again.get_config() == config and isinstance(again.forward_layer, lstmgen.CuDNNLSTM)
+    with pytest.raises(ValueError, match="_cu_dnnlstm'.*masking is not supported"):
+        ours(x, mask=np.ones((N, T), bool))

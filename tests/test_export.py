@@ -16,8 +16,8 @@ import pytest  # noqa: E402
 import lstmgen  # noqa: E402
 from keras_float64 import exact_float64_matmul  # noqa: E402,F401  (autouse fixture)
 from lstmgen.cli import main  # noqa: E402
-from test_importers import (C, T, inputs, keras_output, randomize, tf_keras_layer,  # noqa: E402
-                            tolerance, write_tf_keras_h5)
+from test_importers import (C, N, T, inputs, keras_output, randomize, tf_keras_layer,  # noqa: E402
+                            tolerance, write_bidirectional_cudnnlstm_h5, write_tf_keras_h5)
 from lstmgen.interop.cudnnlstm import cudnnlstm_to_lstm  # noqa: E402
 
 
@@ -107,6 +107,19 @@ def test_tf_keras_cudnnlstm_runs_as_its_lstm(tmp_path, capsys):
     oracle.layers[1].set_weights(list(cudnnlstm_to_lstm(*cudnn)))
     x = inputs("float32", seed=7)
     np.testing.assert_allclose(run(exported, "cu", x), keras_output(oracle, x), **tolerance("float32"))
+
+
+def test_tf_keras_bidirectional_cudnnlstm_compiles_as_the_lstms_of_its_directions(tmp_path, capsys):
+    weights = write_bidirectional_cudnnlstm_h5(tmp_path / "tf.h5", seed=10, units=3)
+    exported = compile_model(capsys, tmp_path / "tf.h5", tmp_path / "out")
+    assert set(exported) == {"both_ways/forward", "both_ways/backward"}
+    oracle = keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True))
+    oracle.build((N, T, C))
+    oracle.set_weights([*cudnnlstm_to_lstm(*weights[:3]), *cudnnlstm_to_lstm(*weights[3:])])
+    x = inputs("float32", seed=11)
+    ours = np.concatenate([run(exported, "both_ways/forward", x),
+                           run(exported, "both_ways/backward", x)[:, ::-1]], axis=-1)
+    np.testing.assert_allclose(ours, keras_output(oracle, x), **tolerance("float32"))
 
 
 def test_load_refuses_another_modules_weights(tmp_path, capsys):

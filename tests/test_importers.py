@@ -196,13 +196,56 @@ def test_tf_keras_h5_bidirectional(tmp_path):
     np.testing.assert_allclose(ours(xs), want, **tolerance("float32"))
 
 
-def test_bidirectional_cudnnlstm_is_refused_by_name(tmp_path):
+def write_bidirectional_cudnnlstm_h5(path, seed: int, units: int, **config) -> list:
+    """A tf.keras .h5 with Bidirectional(CuDNNLSTM) `both_ways` (config: the wrapper's), weights
+    stored as tf.keras wrote them (forward layer's kernel, recurrent_kernel, bias [8H], then the
+    backward layer's); returns those weights."""
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(0, 0.5, s).astype("float32")
+               for s in ((C, 4 * units), (units, 4 * units), (8 * units,)) * 2]
+    names = [f"{side}_cu_dnnlstm/{kind}" for side in ("forward", "backward")
+             for kind in ("kernel", "recurrent_kernel", "bias")]
+    layer = config.pop("layer", {})
     wrapper = {"class_name": "Bidirectional", "config": {
         "name": "both_ways", "trainable": True, "dtype": "float32", "merge_mode": "concat",
-        "layer": tf_keras_layer("CuDNNLSTM", "cu_dnnlstm", 2)}}
-    write_tf_keras_h5(tmp_path / "tf.h5", [wrapper], {"both_ways": {}})
+        "layer": tf_keras_layer("CuDNNLSTM", "cu_dnnlstm", units, **layer), **config}}
+    write_tf_keras_h5(path, [wrapper], {"both_ways": dict(zip(names, weights))})
+    return weights
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "ave", "mul"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_tf_keras_h5_bidirectional_cudnnlstm(tmp_path, merge_mode, return_sequences):
+    """tf.keras Bidirectional(CuDNNLSTM) becomes an lstmgen.Bidirectional of two CuDNNLSTM layers
+    holding the file's weights; oracle: Keras 3's Bidirectional(LSTM) with each direction's
+    CuDNNLSTM weights converted by cudnnlstm_to_lstm."""
+    weights = write_bidirectional_cudnnlstm_h5(
+        tmp_path / "tf.h5", seed=26, units=3, merge_mode=merge_mode,
+        layer={"return_sequences": return_sequences})
+    ours = lstmgen.from_keras(tmp_path / "tf.h5")["both_ways"]
+    assert isinstance(ours, lstmgen.Bidirectional) and ours.merge_mode == merge_mode
+    assert all(isinstance(d, lstmgen.CuDNNLSTM) for d in (ours.forward_layer, ours.backward_layer))
+    assert (ours.forward_layer.name, ours.backward_layer.name) == ("forward_cu_dnnlstm",
+                                                                   "backward_cu_dnnlstm")
+    assert ours.backward_layer.go_backwards and not ours.forward_layer.go_backwards
+    for got, stored in zip(ours.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(got, stored)
+    oracle = keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=return_sequences),
+                                        merge_mode=merge_mode)
+    oracle.build((N, T, C))
+    oracle.set_weights([*cudnnlstm_to_lstm(*weights[:3]), *cudnnlstm_to_lstm(*weights[3:])])
+    xs = inputs("float32", seed=27)
+    np.testing.assert_allclose(ours(xs), keras_output(oracle, xs), **tolerance("float32"))
+    with pytest.raises(ValueError, match="_cu_dnnlstm'.*masking is not supported"):
+        ours(xs, mask=np.ones((N, T), bool))
+
+
+def test_tf_keras_h5_bidirectional_cudnnlstm_time_major_is_refused(tmp_path):
+    write_bidirectional_cudnnlstm_h5(tmp_path / "tf.h5", seed=28, units=2,
+                                     layer={"time_major": True})
     with pytest.raises(lstmgen.ModelImportError,
-                       match=r"tf.h5, layer 'both_ways': Bidirectional\(CuDNNLSTM\) is not supported"):
+                       match=r"tf.h5, layer 'both_ways': time_major=True for CuDNNLSTM "
+                             r"'cu_dnnlstm': is not supported"):
         lstmgen.from_keras(tmp_path / "tf.h5")
 
 

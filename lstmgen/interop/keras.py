@@ -5,7 +5,7 @@ Accepted: a live Keras 3 LSTM or Bidirectional layer, or a model; a Keras 3 `.ke
 (`model_config` attribute and `model_weights` groups) from Keras 3 or tf.keras, whose LSTM and
 CuDNNLSTM layers are taken with tf.keras's meaning (lstmgen.spec reads tf.keras configs;
 CuDNNLSTM keeps its stored weights).
-Bidirectional(LSTM) wrappers become lstmgen.Bidirectional (Bidirectional(CuDNNLSTM) is refused).
+Bidirectional(LSTM) and tf.keras Bidirectional(CuDNNLSTM) wrappers become lstmgen.Bidirectional.
 Files are read without importing Keras.
 Weights: kernel [C, 4H], recurrent_kernel [H, 4H], bias [4H] (CuDNNLSTM: [8H]); a Bidirectional's
 are its forward layer's, then its backward layer's.
@@ -28,10 +28,8 @@ from lstmgen.runtime import LSTM
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _WEIGHT_NAMES = ("kernel", "recurrent_kernel", "bias")
-# tf.keras layer-config keys that CuDNNLSTM's constructor does not take; they change nothing.
-_CUDNN_BOOKKEEPING = ("trainable", "batch_input_shape", "batch_shape")
 # The Keras classes imported, by the lstmgen class that runs them.
-_CLASSES = {"LSTM": LSTM, "Bidirectional": Bidirectional}
+_CLASSES = {"LSTM": LSTM, "CuDNNLSTM": CuDNNLSTM, "Bidirectional": Bidirectional}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,18 +50,18 @@ def from_keras(obj, name=None):
 
     `obj`: a live Keras 3 `LSTM` or `Bidirectional` layer or `Model`, or a path to a `.keras` or
     legacy `.h5` file. LSTM layers become `lstmgen.LSTM`, Bidirectional(LSTM) wrappers
-    `lstmgen.Bidirectional`, tf.keras CuDNNLSTM layers `lstmgen.CuDNNLSTM`.
+    `lstmgen.Bidirectional`, tf.keras CuDNNLSTM layers `lstmgen.CuDNNLSTM` (inside a
+    Bidirectional too).
     """
     if isinstance(obj, (str, bytes, os.PathLike)):
         source = os.fsdecode(obj)
-        found, refused = read_model_file(source)
-        return _select(source, found, refused, name, single=False)
-    source, found, refused, single = _live_layers(obj)
-    return _select(source, found, refused, name, single)
+        return _select(source, read_model_file(source), name, single=False)
+    source, found, single = _live_layers(obj)
+    return _select(source, found, name, single)
 
 
-def read_model_file(path: str) -> tuple:
-    """([FoundLayer], {key: class name of a refused wrapper}) of a `.keras` or legacy `.h5` file."""
+def read_model_file(path: str) -> list:
+    """[FoundLayer] of a `.keras` or legacy `.h5` file."""
     if not os.path.exists(path):
         raise FileNotFoundError(2, "no such Keras model file", path)
     with open(path, "rb") as handle:
@@ -76,10 +74,8 @@ def read_model_file(path: str) -> tuple:
                            "file; a truncated archive also looks like this")
 
 
-def _select(source: str, found: list, refused: dict, name, single: bool):
+def _select(source: str, found: list, name, single: bool):
     if name is not None:
-        if name in refused:
-            raise _refusal(source, name, refused[name])
         matches = [f for f in found if f.key == name or f.key.rsplit("/", 1)[-1] == name]
         if len(matches) != 1:
             problem = ("no LSTM layer of that name" if not matches else
@@ -87,9 +83,6 @@ def _select(source: str, found: list, refused: dict, name, single: bool):
             raise ModelImportError(source, name, f"{problem}; LSTM layers: "
                                    f"{', '.join(f.key for f in found) or 'none'}")
         return _build(source, matches[0])
-    if refused:
-        key = sorted(refused)[0]
-        raise _refusal(source, key, refused[key])
     if not found:
         raise ModelImportError(source, None, "no LSTM layer found")
     if single:
@@ -97,21 +90,10 @@ def _select(source: str, found: list, refused: dict, name, single: bool):
     return {f.key: _build(source, f) for f in found}
 
 
-def _refusal(source: str, key: str, what: str) -> ModelImportError:
-    return ModelImportError(source, key, f"{what} is not supported (lstmgen.Bidirectional wraps "
-                            "LSTM layers)")
-
-
 def _build(source: str, found: FoundLayer):
     try:
         weights = found.weights()
-        if found.class_name == "CuDNNLSTM":
-            config = {k: v for k, v in found.config.items() if k not in _CUDNN_BOOKKEEPING}
-            if config.pop("time_major", False):
-                raise ValueError("time_major=True is not supported for CuDNNLSTM")
-            layer = CuDNNLSTM.from_config(config)
-        else:
-            layer = _CLASSES[found.class_name].from_config(found.config)
+        layer = _CLASSES[found.class_name].from_config(found.config)
         if weights:
             layer.set_weights(weights)
     except ModelImportError:
@@ -128,21 +110,21 @@ def _live_layers(obj) -> tuple:
                         f".keras or .h5 file; got {type(obj).__name__}")
     source = f"Keras {type(obj).__name__} {obj.name!r}"
     if _live_class(keras, obj) is not None:
-        return source, [_live_found(keras, obj, obj.name)], {}, True
+        return source, [_live_found(keras, obj, obj.name)], True
     if not isinstance(obj, keras.Model):
         raise ModelImportError(source, obj.name, f"a {type(obj).__name__} layer is not an LSTM")
-    found, refused = [], {}
-    _walk_live(keras, obj, "", found, refused)
-    return source, found, refused, False
+    found = []
+    _walk_live(keras, obj, "", found)
+    return source, found, False
 
 
-def _walk_live(keras, model, prefix: str, found: list, refused: dict) -> None:
+def _walk_live(keras, model, prefix: str, found: list) -> None:
     for layer in model.layers:
         key = prefix + layer.name
         if _live_class(keras, layer) is not None:
             found.append(_live_found(keras, layer, key))
         elif isinstance(layer, keras.Model):
-            _walk_live(keras, layer, key + "/", found, refused)
+            _walk_live(keras, layer, key + "/", found)
 
 
 def _live_class(keras, layer):
@@ -169,7 +151,7 @@ def _h5py():
     return h5py
 
 
-def _read_keras_archive(path: str) -> tuple:
+def _read_keras_archive(path: str) -> list:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -183,10 +165,10 @@ def _read_keras_archive(path: str) -> tuple:
             weights = archive.read("model.weights.h5")
     except (zipfile.BadZipFile, EOFError, OSError, json.JSONDecodeError) as err:
         raise ModelImportError(path, None, f"unreadable .keras archive ({err})") from err
-    found, refused = [], {}
+    found = []
     with _open_h5(path, io.BytesIO(weights)) as store:
-        _walk_keras3(path, config, store, "", "", found, refused)
-        return [_read_now(f) for f in found], refused
+        _walk_keras3(path, config, store, "", "", found)
+        return [_read_now(f) for f in found]
 
 
 def _open_h5(path: str, file):
@@ -207,7 +189,7 @@ def _layer_configs(path: str, model_config, key: str) -> list:
     return layers
 
 
-def _walk_keras3(path, model_config, store, h5_path, prefix, found, refused) -> None:
+def _walk_keras3(path, model_config, store, h5_path, prefix, found) -> None:
     """Keras 3 stores a model's layers under `layers/<snake_case class name>[_<k>]` in the order
     of `model.layers`, each layer's variables in `vars` (named there) and its cell's in `cell/vars`."""
     used = {}
@@ -228,7 +210,7 @@ def _walk_keras3(path, model_config, store, h5_path, prefix, found, refused) -> 
                                         w for side in ("forward_layer", "backward_layer")
                                         for w in _keras3_weights(path, store, f"{child}/{side}", key)]))
         elif isinstance(config.get("layers"), list):
-            _walk_keras3(path, entry, store, child + "/", key + "/", found, refused)
+            _walk_keras3(path, entry, store, child + "/", key + "/", found)
 
 
 def _without_shared_ids(value):
@@ -253,10 +235,9 @@ def _keras3_weights(path: str, store, group_path: str, key: str) -> list:
     return [np.asarray(group[k]) for k in sorted(group, key=int)]
 
 
-def _read_legacy_h5(path: str) -> tuple:
+def _read_legacy_h5(path: str) -> list:
     with _open_h5(path, path) as store:
-        found, refused = _legacy_layers(path, store)
-        return [_read_now(f) for f in found], refused
+        return [_read_now(f) for f in _legacy_layers(path, store)]
 
 
 def _read_now(found: FoundLayer) -> FoundLayer:
@@ -271,7 +252,7 @@ def _read_now(found: FoundLayer) -> FoundLayer:
     return dataclasses.replace(found, weights=lambda: weights)
 
 
-def _legacy_layers(path: str, store) -> tuple:
+def _legacy_layers(path: str, store) -> list:
     if "model_config" not in store.attrs:
         problem = ("an HDF5 file of weights only (save_weights); a model file has a "
                    "model_config attribute" if "layer_names" in store.attrs or "model_weights" in store
@@ -282,12 +263,12 @@ def _legacy_layers(path: str, store) -> tuple:
     except (ValueError, TypeError) as err:
         raise ModelImportError(path, None, f"model_config is not valid JSON ({err})") from err
     weights = store["model_weights"] if "model_weights" in store else store
-    found, refused = [], {}
-    _walk_legacy(path, config, weights, None, "", found, refused)
-    return found, refused
+    found = []
+    _walk_legacy(path, config, weights, None, "", found)
+    return found
 
 
-def _walk_legacy(path, model_config, weights, top, prefix, found, refused) -> None:
+def _walk_legacy(path, model_config, weights, top, prefix, found) -> None:
     """Legacy files keep one group per top-level layer, `model_weights/<layer name>`, whose
     `weight_names` attribute lists its weights (a nested model's group holds all of its layers')."""
     for entry in _layer_configs(path, model_config, prefix.rstrip("/")):
@@ -298,13 +279,11 @@ def _walk_legacy(path, model_config, weights, top, prefix, found, refused) -> No
         if class_name in ("LSTM", "CuDNNLSTM"):
             found.append(FoundLayer(key, class_name, config, lambda name=name, key=key, g=group_name:
                                     _legacy_weights(path, weights, g, name, key)))
-        elif class_name == "Bidirectional" and _wrapped(config) == "LSTM":
+        elif class_name == "Bidirectional" and _wrapped(config) in ("LSTM", "CuDNNLSTM"):
             found.append(FoundLayer(key, class_name, config, lambda name=name, key=key, g=group_name:
                                     _legacy_weights(path, weights, g, name, key, halves=2)))
-        elif class_name == "Bidirectional" and _wrapped(config) == "CuDNNLSTM":
-            refused[key] = "Bidirectional(CuDNNLSTM)"
         elif isinstance(config.get("layers"), list) or isinstance(entry.get("config"), list):
-            _walk_legacy(path, entry, weights, group_name, key + "/", found, refused)
+            _walk_legacy(path, entry, weights, group_name, key + "/", found)
 
 
 def _wrapped(config: dict):
