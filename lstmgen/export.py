@@ -23,6 +23,7 @@ from lstmgen.lower.cpu import weight_params
 from lstmgen.render import render, write_if_changed
 from lstmgen.runtime import LSTM
 
+
 @dataclass(frozen=True)
 class ExportedLayer:
     key: str  # the layer's key in the model ("outer/inner" inside nested models)
@@ -35,21 +36,23 @@ def export_model(path: str, directory: Path, target: str = "auto", blas: str = "
     runners = [(key, runner) for key, layer in _model_layers(path).items()
                for key, runner in _runners(key, layer)]
     stem, directory = Path(path).stem, Path(directory)
-    planned, names = [], {}
+    exported, sources, weight_files = [], {}, {}
     for key, runner in runners:
         variant = generation_key(runner.spec, target, blas)
-        weights_name = f"{stem}.{_file_safe(key)}.npz"
-        if weights_name in names:
-            raise ValueError(f"{path}: layers {names[weights_name]!r} and {key!r} would both save "
-                             f"their weights as {weights_name}")
-        names[weights_name] = key
-        planned.append((ExportedLayer(key, directory / f"{variant.module_name}.py",
-                                      directory / weights_name),
-                        render(variant), _weights_file(key, runner, variant)))
-    for exported, source, weights in planned:
-        write_if_changed(exported.module, source)
-        write_if_changed(exported.weights, weights)
-    return [exported for exported, _, _ in planned]
+        module = directory / f"{variant.module_name}.py"
+        if module not in sources:  # layers of one variant share its module: render it once
+            sources[module] = render(variant)
+        weights = directory / f"{stem}.{_file_safe(key)}.npz"
+        if weights in weight_files:
+            raise ValueError(f"{path}: layers {weight_files[weights][0]!r} and {key!r} would both "
+                             f"save their weights as {weights.name}")
+        weight_files[weights] = (key, _weights_file(key, runner, variant))
+        exported.append(ExportedLayer(key, module, weights))
+    for module, source in sources.items():
+        write_if_changed(module, source)
+    for weights, (_, data) in weight_files.items():
+        write_if_changed(weights, data)
+    return exported
 
 
 def _model_layers(path: str) -> dict:
