@@ -6,22 +6,27 @@ parallel target was measured and rejected: once its OpenMP layer had run, torch'
 the same process ran 40x slower, and its parallel wrapper added 1.5 s to every cold compile.
 Each part calls BLAS, so the caller holds BLAS at one thread meanwhile (blas_threads).
 
-Threads that hand work back and forth through locks look to Linux like a pair that should share
-a CPU: after an idle spell it put the caller and the worker on one core, and parts ran one after
+Workers spin between jobs rather than sleep (_Worker: waking a thread cost up to a tenth of a
+small call). Threads that hand work back and forth look to Linux like a pair that should share a
+CPU: after an idle spell it put the caller and the worker on one core, and parts ran one after
 the other (small case 1.1 ms instead of 0.65, measured). So each worker keeps to its own CPU, and
 the calling thread keeps off the workers' CPUs while a call runs (its own setting comes back).
 """
 
+import functools
 import os
 import threading
+import time
 
+from lstmgen import spin
 from lstmgen.blas_threads import single_threaded_blas
 from lstmgen.lower.cpu import ZX_ROWS
 
 # Fewer rows per part measured slower: the recurrent product of one row costs nearly what two do.
 MIN_ROWS_PER_PART = 2
-# Handing a part to a worker costs 50-100 us here; a part's multiply-adds must be worth more
-# (2**21 take ~70 us on one core).
+# Splitting a call costs 20-25 us here (parts handed over and back, the worker's start waiting
+# for the GIL_HANDOFF_S below), and a part of fewer rows saves less than its share: measured, two
+# parts were still slower at 2 M multiply-adds (~70 us on one core), so a part must be worth more.
 MIN_MULTIPLY_ADDS_PER_PART = 2 ** 21
 # Pinning needs Linux's per-thread affinity; elsewhere threads float.
 _PINNING = hasattr(os, "sched_setaffinity")
@@ -101,35 +106,82 @@ def run_pair(first, second, concurrent: bool) -> tuple:
     return result, results[0]
 
 
+# A worker spins this long for its next job before it sleeps on a lock, and a caller this long
+# for the end of a job before it polls; a spinning thread keeps its core busy meanwhile, as
+# OpenMP's workers do by default.
+SPIN_S = 0.002
+POLL_S = 50e-6
+# Having seen a new job, a worker spins this much longer before it takes the GIL: the caller
+# holds the GIL until its own part starts (3-5 us), and a thread that waits for the GIL sleeps.
+GIL_HANDOFF_S = 10e-6
+_JOB, _DONE = 0, 8  # a worker's flags (jobs started, finished), a cache line apart
+
+
+@functools.lru_cache(maxsize=1)
+def _pauses_per_second() -> float:
+    return spin.pauses_per_second()
+
+
+def _pauses(seconds: float) -> int:
+    return int(seconds * _pauses_per_second())
+
+
 class _Worker:
-    """One thread that runs one job at a time; two locks hand jobs over (a 5 us round trip,
-    a quarter of a thread pool's)."""
+    """One thread that runs one job at a time.
+
+    Handing a job over and back costs no wake-up while the worker is busy or recently was: it
+    spins between jobs (lstmgen.spin, without the GIL) and signals the end of a job from there.
+    Idle for SPIN_S, it sleeps on a lock, and start() wakes it.
+    """
 
     def __init__(self, cpu):
         self.cpu = cpu  # the CPU it keeps to, or None
-        self._go, self._done = threading.Lock(), threading.Lock()
-        self._go.acquire()
-        self._done.acquire()
+        self._flags = spin.flags(2)
+        self._jobs = 0
         self._job = self._error = None
+        self._mutex = threading.Lock()  # orders _sleeping against start(): no lost wake-up
+        self._sleeping = False
+        self._wake = threading.Lock()
+        self._wake.acquire()
         threading.Thread(target=self._loop, name="lstmgen", daemon=True).start()
 
     def _loop(self):
         if self.cpu is not None:
             os.sched_setaffinity(0, {self.cpu})  # this thread only
+        spins, handoff = _pauses(SPIN_S), _pauses(GIL_HANDOFF_S)
+        done = 0
+        job = spin.wait_while(self._flags, _JOB, done, spins, handoff)
         while True:
-            self._go.acquire()
+            if job == done:  # no job for SPIN_S
+                with self._mutex:
+                    sleep = self._sleeping = self._flags[_JOB] == done
+                if sleep:
+                    self._wake.acquire()
+                job = self._flags[_JOB]
+                continue
             try:
                 self._job()
             except BaseException as err:  # handed to the caller by join()
                 self._error = err
-            self._done.release()
+            done = job
+            job = spin.store_then_wait_while(self._flags, _DONE, done, _JOB, done, spins,
+                                             handoff)
 
     def start(self, job) -> None:
         self._job = job
-        self._go.release()
+        self._jobs += 1
+        self._flags[_JOB] = self._jobs
+        with self._mutex:
+            if self._sleeping:
+                self._sleeping = False
+                self._wake.release()
 
     def join(self) -> None:
-        self._done.acquire()
+        """Wait for the job start() gave; raise what it raised."""
+        started = self._jobs
+        if spin.wait_while(self._flags, _DONE, started - 1, _pauses(SPIN_S), 0) != started:
+            while spin.wait_while(self._flags, _DONE, started - 1, 0, 0) != started:
+                time.sleep(POLL_S)
         error, self._error = self._error, None
         if error is not None:
             raise error
@@ -163,13 +215,14 @@ def run(function, args: list, axes: list, n_batch: int, n_time: int, multiply_ad
             k = len(_workers) + 1
             _workers.append(_Worker(_CPUS[-k] if _PINNING and k < len(_CPUS) else None))
         workers = _workers[:count - 1]
-        for worker, call in zip(workers, calls[1:]):
-            worker.start(lambda call=call: function(*call))
         own = os.sched_getaffinity(0) if _PINNING else None
         free = own - {w.cpu for w in workers} if _PINNING else None
+        if free:
+            os.sched_setaffinity(0, free)
         try:
-            if free:
-                os.sched_setaffinity(0, free)
+            # The caller's own part starts right after the last worker's: see GIL_HANDOFF_S.
+            for worker, call in zip(workers, calls[1:]):
+                worker.start(lambda call=call: function(*call))
             function(*calls[0])  # this thread runs the first part
         finally:
             if free:

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import threading
 import time
 
 import numpy as np
@@ -112,3 +113,53 @@ def test_an_error_in_any_part_reaches_the_caller_after_every_part_ended(threads)
     assert sorted(finished) == [0, 4]
     batch_threads.run(function, [np.arange(1)], [0], n_batch=1, n_time=1, multiply_adds=2 ** 30)
     assert finished[-1] == 0
+
+
+@pytest.fixture
+def short_spins(monkeypatch):
+    """Workers and callers spin 0.1 ms before they sleep or poll, so tests reach those paths."""
+    monkeypatch.setattr(batch_threads, "SPIN_S", 1e-4)
+
+
+def test_a_worker_runs_every_job_once_whether_it_spun_or_slept_in_between(short_spins):
+    worker = batch_threads._Worker(None)
+    ran = []
+    gaps = np.random.default_rng(5).choice([0.0, 0.0, 5e-4, 0.01], 60)
+    for k, gap in enumerate(gaps):
+        time.sleep(gap)
+        worker.start(lambda k=k: ran.append(k))
+        worker.join()
+        assert ran == list(range(k + 1))
+    time.sleep(0.02)
+    assert worker._sleeping  # idle past SPIN_S: it sleeps on its lock (and the next job wakes it)
+    worker.start(lambda: ran.append("woken"))
+    worker.join()
+    assert ran[-1] == "woken"
+
+
+def test_a_caller_waits_past_its_spin_for_a_long_job_and_gets_its_error(short_spins):
+    worker = batch_threads._Worker(None)
+
+    def slow_failure():
+        time.sleep(0.02)
+        raise ValueError("late")
+
+    start = time.perf_counter()
+    worker.start(slow_failure)
+    with pytest.raises(ValueError, match="late"):
+        worker.join()
+    assert time.perf_counter() - start >= 0.02
+    worker.start(lambda: None)  # still serving
+    worker.join()
+
+
+def test_spin_wait_returns_a_change_made_by_another_thread_or_the_value_after_its_budget():
+    from lstmgen import spin
+
+    flags = spin.flags(2)
+    assert spin.wait_while(flags, 8, 0, 1000, 0) == 0  # nothing changed: budget spent
+    timer = threading.Timer(0.01, lambda: spin.store_then_wait_while(flags, 8, 7, 0, 0, 0, 0))
+    timer.start()
+    assert spin.wait_while(flags, 8, 0, 10 ** 9, 0) == 7  # spins until the other thread stores
+    timer.join()
+    assert flags.tolist() == [0] * 8 + [7] + [0] * 7
