@@ -18,7 +18,6 @@ import os
 import threading
 import time
 
-from lstmgen import spin
 from lstmgen.blas_threads import single_threaded_blas
 from lstmgen.lower.cpu import ZX_ROWS
 
@@ -118,8 +117,16 @@ _JOB, _DONE = 0, 8  # a worker's flags (jobs started, finished), a cache line ap
 
 
 @functools.lru_cache(maxsize=1)
+def _spin():
+    """lstmgen.spin, imported when the first worker starts: it imports Numba."""
+    from lstmgen import spin
+
+    return spin
+
+
+@functools.lru_cache(maxsize=1)
 def _pauses_per_second() -> float:
-    return spin.pauses_per_second()
+    return _spin().pauses_per_second()
 
 
 def _pauses(seconds: float) -> int:
@@ -136,7 +143,7 @@ class _Worker:
 
     def __init__(self, cpu):
         self.cpu = cpu  # the CPU it keeps to, or None
-        self._flags = spin.flags(2)
+        self._flags = _spin().flags(2)
         self._jobs = 0
         self._job = self._error = None
         self._mutex = threading.Lock()  # orders _sleeping against start(): no lost wake-up
@@ -150,7 +157,7 @@ class _Worker:
             os.sched_setaffinity(0, {self.cpu})  # this thread only
         spins, handoff = _pauses(SPIN_S), _pauses(GIL_HANDOFF_S)
         done = 0
-        job = spin.wait_while(self._flags, _JOB, done, spins, handoff)
+        job = _spin().wait_while(self._flags, _JOB, done, spins, handoff)
         while True:
             if job == done:  # no job for SPIN_S
                 with self._mutex:
@@ -164,7 +171,7 @@ class _Worker:
             except BaseException as err:  # handed to the caller by join()
                 self._error = err
             done = job
-            job = spin.store_then_wait_while(self._flags, _DONE, done, _JOB, done, spins,
+            job = _spin().store_then_wait_while(self._flags, _DONE, done, _JOB, done, spins,
                                              handoff)
 
     def start(self, job) -> None:
@@ -178,7 +185,7 @@ class _Worker:
 
     def join(self) -> None:
         """Wait for the job start() gave; raise what it raised."""
-        started = self._jobs
+        started, spin = self._jobs, _spin()
         if spin.wait_while(self._flags, _DONE, started - 1, _pauses(SPIN_S), 0) != started:
             while spin.wait_while(self._flags, _DONE, started - 1, 0, 0) != started:
                 time.sleep(POLL_S)
