@@ -8,7 +8,7 @@ import jinja2
 
 from lstmgen.lower import cpu, cuda
 from lstmgen.lower.plan import VariantKey
-from lstmgen.sources import templates_digest, templates_dir
+from lstmgen.sources import generator_digest, templates_dir
 
 _LOWERINGS = {"cpu": cpu, "cuda": cuda}
 
@@ -27,7 +27,7 @@ def render(key: VariantKey) -> str:
     lowering = _LOWERINGS[key.target]
     ctx = lowering.lower(key)
     try:
-        source = _ENV.get_template(lowering.TEMPLATE).render(ctx=ctx, templates_digest=templates_digest())
+        source = _ENV.get_template(lowering.TEMPLATE).render(ctx=ctx, generator_digest=generator_digest())
         compile(source, f"<{lowering.TEMPLATE} for {key.module_name}>", "exec")
     except (jinja2.TemplateError, SyntaxError) as err:
         raise RuntimeError(f"while generating {key.module_name} from templates/{lowering.TEMPLATE}: "

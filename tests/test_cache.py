@@ -22,7 +22,7 @@ def test_a_module_from_another_generator_or_template_is_rendered_again(tmp_path)
     VariantCache(tmp_path).get(KEY)
     path = tmp_path / f"{KEY.module_name}.py"
     assert is_current(path)
-    path.write_text(path.read_text().replace("# Templates digest: ", "# Templates digest: 0", 1))
+    path.write_text(path.read_text().replace("# Generator digest: ", "# Generator digest: 0", 1))
     assert not is_current(path)
     fresh = VariantCache(tmp_path)
     fresh.get(KEY)
