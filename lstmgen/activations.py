@@ -29,6 +29,8 @@ class Activation:
     # A float32 expression LLVM can vectorize (no libm calls), within FAST_FLOAT32_ABS_ERROR of
     # the exact value; empty where there is none and scalar_source is used in float32 too.
     fast_float32_source: str = ""
+    # The same for float64, within FAST_FLOAT64_ABS_ERROR.
+    fast_float64_source: str = ""
     # (parameter, default) pairs: `numpy` takes them as keyword arguments with these defaults, and
     # `scalar_source` names each as `{parameter}`.
     params: tuple = ()
@@ -72,14 +74,41 @@ SCALAR_HELPERS = {
         "q = q * x2 + np.float32(4.89352518554385e-03)",
         "return x * p / q",
     ),
+    # float64 expm1(x) for 0 <= x <= 708 in plain arithmetic: Taylor of degree 18 at x / 2**10,
+    # then doubled 10 times by expm1(2y) = expm1(y) * (expm1(y) + 2), which keeps the relative
+    # accuracy near 0 that e**x - 1 would lose.
+    "_fast_expm1_64": (
+        "r = x * 0.0009765625",
+        f"q = {1.0 / math.factorial(18)!r}",
+        *(f"q = q * r + {1.0 / math.factorial(k)!r}" for k in range(17, 0, -1)),
+        "q = q * r",
+        *(["q = q * (q + 2.0)"] * 10),
+        "return q",
+    ),
+    # tanh|x| = q / (q + 2) with q = expm1(2|x|); 1.0 in float64 from |x| = 19.1 on.
+    "_fast_tanh_64": (
+        "a = abs(x) * 2.0",
+        "q = _fast_expm1_64(40.0 if a > 40.0 else a)",  # written so that NaN stays NaN
+        "t = q / (q + 2.0)",
+        "return t if x >= 0.0 else -t",
+    ),
+    # sigmoid(|x|) = (1 + q) / (2 + q) and sigmoid(-|x|) = 1 / (2 + q), q = expm1(|x|): both
+    # accurate relative to the value, tails included (Keras's 1 / (1 + exp(-x)) is too).
+    "_fast_sigmoid_64": (
+        "a = abs(x)",
+        "q = _fast_expm1_64(708.0 if a > 708.0 else a)",
+        "return (1.0 + q) / (2.0 + q) if x >= 0.0 else 1.0 / (2.0 + q)",
+    ),
 }
-# Bound on |fast - exact| over all float32 inputs, checked by tests/test_activations.py.
+# Bounds on |fast - exact| over all float32 (float64) inputs, checked by tests/test_activations.py.
 FAST_FLOAT32_ABS_ERROR = 5e-7
+FAST_FLOAT64_ABS_ERROR = 1e-15
 
 _TABLE = [
-    Activation("tanh", np.tanh, "math.tanh(x)", "_fast_tanh(x)"),
+    Activation("tanh", np.tanh, "math.tanh(x)", "_fast_tanh(x)", "_fast_tanh_64(x)"),
     Activation("sigmoid", lambda x: 1.0 / (1.0 + np.exp(-x)), "1.0 / (1.0 + math.exp(-x))",
-               "np.float32(0.5) * _fast_tanh(np.float32(0.5) * x) + np.float32(0.5)"),
+               "np.float32(0.5) * _fast_tanh(np.float32(0.5) * x) + np.float32(0.5)",
+               "_fast_sigmoid_64(x)"),
     Activation("hard_sigmoid", _hard_sigmoid, "_hard_sigmoid(x)"),
     # tf.keras / Keras 2 defined hard_sigmoid as clip(0.2x + 0.5): models imported from there need it.
     # ONNX's HardSigmoid is this form with parameters.
@@ -209,12 +238,14 @@ def numpy_form(value: ActivationValue) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: activation.numpy(x, **params)
 
 
-def source(value: ActivationValue, fast_float32: bool = False) -> str:
-    """The scalar Numba expression in `x` of a canonical value (the vectorizable float32 form
-    when asked for and the registry has one), its parameters rendered as float literals."""
+def source(value: ActivationValue, dtype: str = "") -> str:
+    """The scalar Numba expression in `x` of a canonical value (for dtype "float32" or "float64",
+    the vectorizable form where the registry has one), its parameters rendered as float literals."""
     activation, params = _parts(value)
-    if fast_float32 and activation.fast_float32_source:
-        return activation.fast_float32_source
+    fast = {"float32": activation.fast_float32_source,
+            "float64": activation.fast_float64_source}.get(dtype, "")
+    if fast:
+        return fast
     if not activation.params:
         return activation.scalar_source
     return activation.scalar_source.format(**{p: f"({v!r})" if v < 0 else repr(v)

@@ -128,8 +128,20 @@ def entry_points(key: VariantKey) -> tuple:
 
 
 def activation_source(value, dtype: str) -> str:
-    """float32 code uses the vectorizable approximation where the registry has one."""
-    return source(value, fast_float32=dtype == "float32")
+    """Code uses the vectorizable approximation for its dtype where the registry has one."""
+    return source(value, dtype)
+
+
+def helpers_used(sources: list) -> set:
+    """The SCALAR_HELPERS that the sources call, and those that those call."""
+    used, pending = set(), list(sources)
+    while pending:
+        text = pending.pop()
+        for name, body in SCALAR_HELPERS.items():
+            if name not in used and name + "(" in text:
+                used.add(name)
+                pending.extend(body)
+    return used
 
 
 def common_fields(key: VariantKey, template: str) -> dict:
@@ -137,8 +149,7 @@ def common_fields(key: VariantKey, template: str) -> dict:
     sources = [activation_source(key.activation, key.dtype),
                activation_source(key.recurrent_activation, key.dtype),
                activation_source(key.output_activation, key.dtype) if key.output_activation else ""]
-    helpers = tuple((name, body) for name, body in sorted(SCALAR_HELPERS.items())
-                    if any(name + "(" in s for s in sources))
+    helpers = tuple((name, SCALAR_HELPERS[name]) for name in sorted(helpers_used(sources)))
     return dict(
         generator_version=GENERATOR_VERSION,
         template=template,
