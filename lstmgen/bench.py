@@ -59,10 +59,12 @@ def flops(case: Case) -> float:
     return 2.0 * case.batch * case.steps * (case.features + case.units) * 4 * case.units
 
 
-def time_call(fn, repeats: int) -> list:
+def time_call(fn, repeats: int, budget_s: float = 0.0) -> list:
+    """Seconds of each timed call: at least `repeats` calls, and more until `budget_s` is spent
+    (a 0.6 ms case gets hundreds of samples, a 200 ms one its `repeats`)."""
     fn()  # warm up: compile, allocate, fill caches
     times = []
-    for _ in range(repeats):
+    while len(times) < repeats or sum(times) < budget_s:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -128,8 +130,8 @@ class IsolatedLstmgen:
             self.y, self.h = saved["y"], saved["h"]
         os.unlink(self._output.name)
 
-    def times(self, repeats: int) -> list:
-        self._child.stdin.write(f"{repeats}\n")
+    def times(self, repeats: int, budget_s: float) -> list:
+        self._child.stdin.write(f"{repeats} {budget_s}\n")
         self._child.stdin.flush()
         return json.loads(self._child.stdout.readline())
 
@@ -146,7 +148,8 @@ def serve(case: Case, threads: int, output: str) -> None:
     np.savez(output, y=y, h=h)
     print("ready", flush=True)
     for line in sys.stdin:
-        print(json.dumps(time_call(call, int(line))), flush=True)
+        repeats, budget_s = line.split()
+        print(json.dumps(time_call(call, int(repeats), float(budget_s))), flush=True)
 
 
 def run_onnxruntime(problem: Problem, threads: int):
@@ -241,12 +244,12 @@ def problem_rng(case: Case) -> np.random.Generator:
 
 
 def timed_locally(make):
-    """A runner's (call, result) as (timer, result); timer(repeats) -> seconds per call."""
+    """A runner's (call, result) as (timer, result); timer(repeats, budget_s) -> seconds per call."""
     call, result = make()
-    return (lambda repeats: time_call(call, repeats)), result
+    return (lambda repeats, budget_s: time_call(call, repeats, budget_s)), result
 
 
-def bench_case(case: Case, threads: int, repeats: int, rounds: int) -> dict:
+def bench_case(case: Case, threads: int, repeats: int, rounds: int, budget_s: float = 0.0) -> dict:
     problem = Problem(case, problem_rng(case))
     isolated = blas.choice() == "mkl"
     runners = {"lstmgen": lambda: timed_locally(lambda: run_lstmgen(problem, threads)),
@@ -284,7 +287,7 @@ def bench_case(case: Case, threads: int, repeats: int, rounds: int) -> dict:
     for _ in range(rounds):
         for name, timer in timers.items():
             time.sleep(SETTLE_S)
-            times[name] += timer(repeats)
+            times[name] += timer(repeats, budget_s)
     if isolated:
         child.close()
     for name, samples in times.items():
@@ -350,7 +353,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads of every implementation: lstmgen.set_num_threads and the "
                              "peers' intra-op threads (default: every core)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per round")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per round, at least")
+    parser.add_argument("--budget", type=float, default=0.25,
+                        help="seconds of timed calls per round and implementation, at least")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all implementations")
     parser.add_argument("--cases", nargs="*", default=[c.name for c in CASES],
                         choices=[c.name for c in CASES])
@@ -367,14 +372,16 @@ def main(argv=None) -> int:
     import_peers()
     report = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
                           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")},
-              "lstmgen_blas": blas.choice(), "sgemm_gflops": sgemm_rate(), "cases": []}
+              "lstmgen_blas": blas.choice(), "sgemm_gflops": sgemm_rate(),
+              "timing": {"rounds": args.rounds, "min_calls": args.repeats, "budget_s": args.budget},
+              "cases": []}
     print(f"NumPy float32 sgemm: {report['sgemm_gflops']:.0f} GFLOP/s; lstmgen's BLAS: "
           f"{report['lstmgen_blas']}")
     print(f"{'case':<16} {'lstmgen ms':>11} {'ORT ms':>9} {'torch ms':>9} {'ratio':>6} {'GFLOP/s':>8} {'of sgemm':>8}")
     for case in CASES:
         if case.name not in args.cases:
             continue
-        row = bench_case(case, args.threads, args.repeats, args.rounds)
+        row = bench_case(case, args.threads, args.repeats, args.rounds, args.budget)
         report["cases"].append(row)
         cell = {k: f"{v['median_ms']:.2f}" for k, v in row["results"].items()}
         print(f"{case.name:<16} {cell.get('lstmgen', '-'):>11} {cell.get('onnxruntime', '-'):>9} "

@@ -6,7 +6,7 @@ import pytest
 
 from blas_helpers import skip_without
 from lstmgen import blas
-from lstmgen.bench import Case, bench_case, main
+from lstmgen.bench import Case, bench_case, main, time_call
 from lstmgen.lower.plan import BLAS_CHOICES
 
 
@@ -35,7 +35,15 @@ def test_bench_times_the_mkl_code_wherever_mkl_is_installed(monkeypatch, tmp_pat
     skip_without("mkl")
     monkeypatch.setenv(blas.ENV, "")  # recorded, so that main's setting is undone afterwards
     monkeypatch.delenv(blas.ENV)
-    assert main(["--cases", "small", "--repeats", "1", "--rounds", "1", "-o", str(tmp_path)]) == 0
+    assert main(["--cases", "small", "--repeats", "1", "--rounds", "1", "--budget", "0", "-o",
+                 str(tmp_path)]) == 0
     report = json.loads((tmp_path / "cpu.json").read_text())
     assert report["lstmgen_blas"] == "mkl"
     assert report["cases"][0]["lstmgen_process"] == "its own"
+
+
+def test_time_call_makes_at_least_its_calls_and_fills_its_budget():
+    calls = []
+    assert len(time_call(lambda: calls.append(1), 3)) == 3 and len(calls) == 4  # warm-up first
+    samples = time_call(lambda: sum(range(20000)), 2, budget_s=0.02)
+    assert len(samples) > 2 and sum(samples) >= 0.02
