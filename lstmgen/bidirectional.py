@@ -17,7 +17,7 @@ import numpy as np
 from lstmgen import batch_threads
 from lstmgen.cudnnlstm import CuDNNLSTM
 from lstmgen.runtime import LSTM
-from lstmgen.spec import DTYPES, _keras_dtype
+from lstmgen.spec import DTYPES, keras_dtype_name
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 # What both directions must share (Keras checks the first three; the time axis is lstmgen's).
@@ -229,7 +229,7 @@ class Bidirectional:
                    backward_layer=None if backward is None else _layer_from_config(backward,
                                                                                   "backward_layer"),
                    name=config.get("name", "bidirectional"),
-                   dtype=_keras_dtype(config.get("dtype", "float32")))
+                   dtype=keras_dtype_name(config.get("dtype", "float32")))
 
 
 def _merge(mode, forward: np.ndarray, backward: np.ndarray):

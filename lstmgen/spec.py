@@ -175,7 +175,7 @@ class LSTMSpec:
                 if values.get(name) == "hard_sigmoid":
                     values[name] = "keras2_hard_sigmoid"
         if "dtype" in values:
-            values["dtype"] = _keras_dtype(values["dtype"])
+            values["dtype"] = keras_dtype_name(values["dtype"])
         for key in ("batch_input_shape", "batch_shape"):
             if key in values:
                 values.update(_shape_fields(key, values.pop(key), values.get("time_major")))
@@ -244,7 +244,7 @@ def _validate(values: dict) -> dict:
     for name in _CONSTRAINT_FIELDS:
         out[name] = constraints.get(values[name], name)
     for name in ("dropout", "recurrent_dropout"):
-        out[name] = _rate(name, values[name])
+        out[name] = checked_rate(name, values[name])
     if values["seed"] is not None:
         out["seed"] = _non_negative_int("seed", values["seed"])
     implementation = values["implementation"]
@@ -296,7 +296,8 @@ def _non_negative_int(name: str, value: object) -> int:
     return int(value)
 
 
-def _rate(name: str, value: object) -> float:
+def checked_rate(name: str, value: object) -> float:
+    """A dropout rate in [0, 1) as a float, or SpecError naming `name` (Stack checks its own too)."""
     if (isinstance(value, bool) or not isinstance(value, numbers.Real)
             or not math.isfinite(value) or not 0.0 <= value < 1.0):
         raise SpecError(name, value, "must be a number in [0, 1)")
@@ -307,8 +308,9 @@ def _is_tf_keras(config: dict) -> bool:
     return "name" in config and ("time_major" in config or "implementation" in config)
 
 
-def _keras_dtype(value: object) -> object:
-    """Keras 3 writes a DTypePolicy config; tf.keras writes a plain name."""
+def keras_dtype_name(value: object) -> object:
+    """The dtype name in a Keras config's "dtype": Keras 3 writes a DTypePolicy config, tf.keras
+    a plain name (returned as given, for the caller to check)."""
     if isinstance(value, dict):
         name = value.get("config", {}).get("name") if isinstance(value.get("config"), dict) else None
         if value.get("class_name") in ("DTypePolicy", "Policy") and isinstance(name, str):

@@ -12,7 +12,7 @@ import numpy as np
 from lstmgen.bidirectional import Bidirectional
 from lstmgen.errors import SpecError
 from lstmgen.runtime import LSTM
-from lstmgen.spec import _rate
+from lstmgen.spec import checked_rate
 
 
 class Stack:
@@ -45,7 +45,7 @@ class Stack:
                                      f"{getattr(self.layers[0], attribute)}; it must be the same "
                                      "for every layer")
         try:
-            self.dropout = _rate("dropout", dropout)
+            self.dropout = checked_rate("dropout", dropout)
         except SpecError as err:
             raise err.within("Stack") from None
         self._rng = np.random.default_rng(seed)
