@@ -125,12 +125,13 @@ def _spin():
 
 
 @functools.lru_cache(maxsize=1)
-def _pauses_per_second() -> float:
-    return _spin().pauses_per_second()
+def _turns_per_second() -> float:
+    return _spin().turns_per_second()
 
 
-def _pauses(seconds: float) -> int:
-    return int(seconds * _pauses_per_second())
+def _turns(seconds: float) -> int:
+    """Turns of lstmgen.spin's loop that take about `seconds`."""
+    return int(seconds * _turns_per_second())
 
 
 class _Worker:
@@ -155,7 +156,7 @@ class _Worker:
     def _loop(self):
         if self.cpu is not None:
             os.sched_setaffinity(0, {self.cpu})  # this thread only
-        spins, handoff = _pauses(SPIN_S), _pauses(GIL_HANDOFF_S)
+        spins, handoff = _turns(SPIN_S), _turns(GIL_HANDOFF_S)
         done = 0
         job = _spin().wait_while(self._flags, _JOB, done, spins, handoff)
         while True:
@@ -186,7 +187,7 @@ class _Worker:
     def join(self) -> None:
         """Wait for the job start() gave; raise what it raised."""
         started, spin = self._jobs, _spin()
-        if spin.wait_while(self._flags, _DONE, started - 1, _pauses(SPIN_S), 0) != started:
+        if spin.wait_while(self._flags, _DONE, started - 1, _turns(SPIN_S), 0) != started:
             while spin.wait_while(self._flags, _DONE, started - 1, 0, 0) != started:
                 time.sleep(POLL_S)
         error, self._error = self._error, None

@@ -1,8 +1,9 @@
 """Compiled variants: memory ► generated module on disk ► render; Numba's disk cache below.
 
-A generated module is trusted when its header names this generator version and the digest
-of the current generator (templates and the Python that lowers into them); otherwise it is rendered again (write-if-changed keeps an unchanged
-file's mtime, so Numba's disk cache stays valid across processes).
+A generated module is trusted when its header names this generator version and the digest of
+the current generator (templates and the Python that lowers into them); otherwise it is rendered
+again (write-if-changed keeps an unchanged file's mtime, so Numba's disk cache stays valid across
+processes).
 """
 
 import importlib.util

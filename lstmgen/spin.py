@@ -61,38 +61,36 @@ _JIT = dict(nogil=True, cache=True)
 
 
 @numba.njit(**_JIT)
-def pause_for(pauses):
-    for _ in range(pauses):
-        _pause()
-
-
-@numba.njit(**_JIT)
-def wait_while(flags, index, value, pauses, then_pauses):
-    """Spin while flags[index] == value, at most `pauses` times; return its last value. After a
-    change, spin `then_pauses` more (see Worker: lets the thread that made the change drop the GIL)."""
-    for _ in range(pauses):
+def wait_while(flags, index, value, turns, then_turns):
+    """Spin while flags[index] == value, at most `turns` times; return its last value. After a
+    change, spin `then_turns` more (batch_threads._Worker: lets the thread that made the change
+    drop the GIL first)."""
+    for _ in range(turns):
         seen = _load_acquire(flags, index)
         if seen != value:
-            pause_for(then_pauses)
+            for _ in range(then_turns):
+                _load_acquire(flags, index)  # an atomic load: the loop cannot be optimized away
+                _pause()
             return seen
         _pause()
     return _load_acquire(flags, index)
 
 
 @numba.njit(**_JIT)
-def store_then_wait_while(flags, store_index, store_value, index, value, pauses, then_pauses):
+def store_then_wait_while(flags, store_index, store_value, index, value, turns, then_turns):
     """flags[store_index] = store_value, then wait_while(flags, index, value, ...): without taking
     the GIL in between, so the thread waiting for the store never waits for this one's GIL."""
     _store_release(flags, store_index, store_value)
-    return wait_while(flags, index, value, pauses, then_pauses)
+    return wait_while(flags, index, value, turns, then_turns)
 
 
-def pauses_per_second() -> float:
-    """How many `pause` instructions this CPU runs in a second (from 40-400 cycles each)."""
-    pause_for(1)  # compile or load outside the timing
+def turns_per_second() -> float:
+    """How many turns of the spin loop this CPU makes in a second (a `pause` is 10-140 cycles)."""
+    still = flags(1)  # stays 0: every turn is spent
+    wait_while(still, 0, 0, 1, 0)  # compile or load outside the timing
     count = 20000
     start = time.perf_counter()
-    pause_for(count)
+    wait_while(still, 0, 0, count, 0)
     return count / max(time.perf_counter() - start, 1e-9)
 
 

@@ -163,3 +163,14 @@ def test_spin_wait_returns_a_change_made_by_another_thread_or_the_value_after_it
     assert spin.wait_while(flags, 8, 0, 10 ** 9, 0) == 7  # spins until the other thread stores
     timer.join()
     assert flags.tolist() == [0] * 8 + [7] + [0] * 7
+
+
+def test_spin_turns_are_calibrated_to_time_spent():
+    """A budget of turns_per_second() * 0.01 turns on an unchanging flag spins for about 10 ms
+    (at least 2: a loop that returned early would make workers' spin budgets meaningless)."""
+    from lstmgen import spin
+
+    turns = int(spin.turns_per_second() * 0.01)
+    start = time.perf_counter()
+    assert spin.wait_while(spin.flags(1), 0, 0, turns, 0) == 0
+    assert time.perf_counter() - start >= 0.002
