@@ -4,6 +4,7 @@
 Tolerances: float32 within rtol 1e-5, atol 1e-6; float64 within 1e-12.
 """
 
+import concurrent.futures
 import functools
 import subprocess
 import sys
@@ -317,3 +318,51 @@ def test_importing_lstmgen_does_not_import_onnx():
     code = "import sys, lstmgen; assert 'onnx' not in sys.modules; lstmgen.onnx_backend; " \
            "assert 'onnx' in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def with_initializers(model: onnx.ModelProto, weights: dict) -> onnx.ModelProto:
+    """`model` with the inputs named in `weights` turned into initializers holding them."""
+    graph = model.graph
+    inputs = [v for v in graph.input if v.name not in weights]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    graph.initializer.extend(onnx.numpy_helper.from_array(v, k) for k, v in weights.items())
+    return model
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_initializer_weights_build_the_layers_once_and_inputs_can_still_override_them(direction):
+    rng = np.random.default_rng(17)
+    present = ("B", "sequence_lens")
+    values = lstm_inputs(rng, np.float32, present=present, direction=direction)
+    weights = {k: values.pop(k) for k in ("W", "R", "B")}
+    model = lstm_model(np.float32, direction=direction, present=present)
+    rep = lstmgen.onnx_backend.prepare(with_initializers(model, dict(weights)))
+    first = rep.run(values)
+    built = rep._built[0]
+    xs = rng.normal(size=values["X"].shape).astype(np.float32)
+    second = rep.run({**values, "X": xs})
+    assert rep._built[0] is built and all(a is b for a, b in zip(rep._built[0], built))
+    for got, want in zip(first, run_ours(model, {**values, **weights})):
+        np.testing.assert_array_equal(got, want)  # the same code on the same numbers
+    for got, want in zip(second, run_ours(model, {**values, **weights, "X": xs})):
+        np.testing.assert_array_equal(got, want)
+    # An input named like an initializer overrides it, as ONNX Runtime lets it; nothing is reused.
+    other = {"W": rng.normal(0, 0.6, weights["W"].shape).astype(np.float32)}
+    for got, want in zip(rep.run({**values, **other}), run_ours(model, {**values, **weights, **other})):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_runs_from_several_threads_at_once_each_get_their_own_answer():
+    rng = np.random.default_rng(18)
+    values = lstm_inputs(rng, np.float64, present=("B",))
+    weights = {k: values.pop(k) for k in ("W", "R", "B")}
+    model = lstm_model(np.float64, present=("B",))
+    rep = lstmgen.onnx_backend.prepare(with_initializers(model, dict(weights)))
+    xs = [rng.normal(size=values["X"].shape) for _ in range(16)]
+    expected = [run_ours(model, {**weights, "X": x}) for x in xs]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda x: rep.run({"X": x}), xs))
+    for got, want in zip(results, expected):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)

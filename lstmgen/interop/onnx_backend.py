@@ -15,6 +15,8 @@ Y_h / Y_c [D, N, H]. ONNX gate order i, o, f, c (lstmgen.interop.gates).
 onnx is needed only by this module (the `onnx` extra).
 """
 
+import threading
+
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
@@ -26,6 +28,7 @@ from lstmgen.interop.gates import onnx_biases_to_keras, onnx_peepholes_to_keras,
 from lstmgen.runtime import LSTM
 
 INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
+WEIGHTS = ("W", "R", "B", "P")  # the inputs a node's layers are built from
 OUTPUTS = ("Y", "Y_h", "Y_c")
 ATTRIBUTES = ("activation_alpha", "activation_beta", "activations", "clip", "direction",
               "hidden_size", "input_forget", "layout")
@@ -97,6 +100,10 @@ class OnnxRep(BackendRep):
         self.output_names = [v.name for v in graph.output]
         self.nodes = [OnnxLSTM(node, self.source, _node_name(node, k))
                       for k, node in enumerate(graph.node)]
+        # A node whose weights are all initializers builds its layers once (building them took
+        # ~40x a small node's run); a run that finds them in use by another thread builds its own.
+        self._built = {}
+        self._in_use = [threading.Lock() for _ in self.nodes]
 
     def run(self, inputs, **kwargs):
         """`inputs`: one array per graph input (in order), or a dict by name."""
@@ -108,9 +115,21 @@ class OnnxRep(BackendRep):
                 raise ModelImportError(self.source, None, f"{len(inputs)} inputs given; the graph "
                                        f"has {len(self.input_names)} ({', '.join(self.input_names)})")
             values = dict(zip(self.input_names, inputs))
-        values = {**self.constants, **values}
-        for node in self.nodes:
-            values.update(node.run(values, self.target))
+        passed = values
+        values = {**self.constants, **passed}
+        for k, node in enumerate(self.nodes):
+            names = node.weight_names()
+            fixed = all(n in self.constants and n not in passed for n in names.values())
+            if not (fixed and self._in_use[k].acquire(blocking=False)):
+                values.update(node.run(values, self.target))
+                continue
+            try:
+                if k not in self._built:
+                    weights = {role: self.constants[n] for role, n in names.items()}
+                    self._built[k] = node.layers(weights, self.target)
+                values.update(node.run(values, self.target, self._built[k]))
+            finally:
+                self._in_use[k].release()
         missing = [name for name in self.output_names if name not in values]
         if missing:
             raise ModelImportError(self.source, None, f"graph output {missing[0]!r} is computed by no node")
@@ -180,8 +199,13 @@ class OnnxLSTM:
         return [dict(zip(("recurrent_activation", "activation", "output_activation"), values[k:k + 3]))
                 for k in range(0, count, 3)]
 
-    def run(self, values: dict, target: str = "auto") -> dict:
-        """{output name: array} for the node's non-empty outputs, reading its inputs from `values`."""
+    def weight_names(self) -> dict:
+        """{role: input name} of the node's weight inputs (W, R and, where named, B, P)."""
+        return {role: name for role, name in zip(INPUTS, self.node.input) if name and role in WEIGHTS}
+
+    def run(self, values: dict, target: str = "auto", layers: list = None) -> dict:
+        """{output name: array} for the node's non-empty outputs, reading its inputs from `values`;
+        `layers`: what layers(weights) built from the weights in `values`, else built here."""
         given = {}
         for role, name in zip(INPUTS, self.node.input):
             if not name:
@@ -192,11 +216,11 @@ class OnnxLSTM:
         for role in ("X", "W", "R"):
             if role not in given:
                 self._refuse(f"input {role} is required")
-        y, y_h, y_c = self._compute(given, target)
+        y, y_h, y_c = self._compute(given, target, layers)
         computed = dict(zip(OUTPUTS, (y, y_h, y_c)))
         return {name: computed[role] for role, name in zip(OUTPUTS, self.node.output) if name}
 
-    def _compute(self, given: dict, target: str) -> tuple:
+    def _compute(self, given: dict, target: str, layers: list) -> tuple:
         x = given["X"]
         if x.dtype not in _DTYPES:
             self._refuse(f"input X has dtype {x.dtype}, which is not supported yet (float32 or float64)")
@@ -206,8 +230,8 @@ class OnnxLSTM:
         n_time, n_batch = (x.shape[1], x.shape[0]) if self.layout else x.shape[:2]
         self._check(given, x.shape[2], n_batch, x.dtype, f"X {x.shape}")
         mask, lengths = self._mask(given.get("sequence_lens"), n_batch, n_time)
-        runs = [self._run_direction(layer, given, d, mask, lengths)
-                for d, layer in enumerate(self._layers(given, x.dtype, target))]
+        layers = layers or self._layers(given, x.dtype, target)
+        runs = [self._run_direction(layer, given, d, mask, lengths) for d, layer in enumerate(layers)]
         y, y_h, y_c = ([run[k] for run in runs] for k in range(3))
         return (np.ascontiguousarray(np.stack(y, axis=2 if self.layout else 1), dtype=x.dtype),
                 np.stack(y_h, axis=self.layout), np.stack(y_c, axis=self.layout))
@@ -324,12 +348,11 @@ def read_model_file(path: str, target: str = "auto") -> dict:
     for k, node in enumerate(model.graph.node):
         lstm = OnnxLSTM(node, path, _node_name(node, k))
         weights = {}
-        for role, name in zip(INPUTS, node.input):
-            if name and role in ("W", "R", "B", "P"):
-                if name not in constants:
-                    lstm._refuse(f"input {role} ({name!r}) is not an initializer: compiling needs "
-                                 "the weights in the file")
-                weights[role] = constants[name]
+        for role, name in lstm.weight_names().items():
+            if name not in constants:
+                lstm._refuse(f"input {role} ({name!r}) is not an initializer: compiling needs "
+                             "the weights in the file")
+            weights[role] = constants[name]
         layers = lstm.layers(weights, target)
         suffixes = ("/forward", "/backward") if len(layers) == 2 else ("",)
         found.update({lstm.name + suffix: layer for suffix, layer in zip(suffixes, layers)})
