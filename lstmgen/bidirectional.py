@@ -51,10 +51,10 @@ class Bidirectional:
             raise ValueError(f"dtype={dtype!r} for Bidirectional {name!r}: must be one of "
                              f"{', '.join(DTYPES)}")
         self.name, self.merge_mode, self._dtype = name, merge_mode, np.dtype(dtype)
-        self.forward_layer = _copy(layer, f"forward_{_removeprefix(layer.name, 'forward_')}",
+        self.forward_layer = _copy(layer, f"forward_{layer.name.removeprefix('forward_')}",
                                    go_backwards=layer.go_backwards)
         self.backward_layer = (backward_layer if backward_layer is not None else
-                               _copy(layer, f"backward_{_removeprefix(layer.name, 'backward_')}",
+                               _copy(layer, f"backward_{layer.name.removeprefix('backward_')}",
                                      go_backwards=True))
         self._check_pair()
         for direction in (self.forward_layer, self.backward_layer):
@@ -246,10 +246,8 @@ def _merge(mode, forward: np.ndarray, backward: np.ndarray):
 
 def _copy(layer, name: str, go_backwards: bool):
     """A fresh layer of `layer`'s class from its config (Keras: no weights or states carried
-    over)."""
+    over; __init__ then sets zero_output_for_mask)."""
     config = {**layer.get_config(), "name": name, "go_backwards": go_backwards}
-    if isinstance(layer, LSTM):
-        config["zero_output_for_mask"] = layer.return_sequences
     return type(layer).from_config(config, target=layer._requested_target)
 
 
@@ -263,6 +261,3 @@ def _layer_from_config(entry, key: str):
                          "lstmgen.Bidirectional wraps LSTM and CuDNNLSTM layers")
     return _LAYERS[entry["class_name"]].from_config(entry["config"])
 
-
-def _removeprefix(name: str, prefix: str) -> str:
-    return name[len(prefix):] if name.startswith(prefix) else name
