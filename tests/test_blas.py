@@ -87,7 +87,21 @@ CASES = [
     dict(dtype="float32", n_batch=5, n_time=7, input_dim=4, units=8, training=True, dropout=0.3,
          recurrent_dropout=0.2, implementation=1),
     dict(dtype="float64", n_batch=1, n_time=30, input_dim=4, units=16),
+    # Padded sequences: each step's product runs on the rows that use it (MKL: fewer rows than
+    # the packed kernel was packed for). 7 rows, 40 steps: two parts of 3 and 4 rows.
+    dict(dtype="float32", n_batch=7, n_time=40, input_dim=32, units=64, masked="right-padded"),
+    dict(dtype="float64", n_batch=5, n_time=9, input_dim=3, units=6, masked="left-padded",
+         go_backwards=True, return_sequences=False, zero_output_for_mask=False),
 ]
+
+
+def random_mask(rng, kind, n_batch: int, n_time: int) -> np.ndarray:
+    """True: random holes; "right-padded" / "left-padded": sequences of random lengths (0 to T)."""
+    if kind is True:
+        return rng.random((n_batch, n_time)) < 0.7
+    lengths = rng.integers(0, n_time + 1, n_batch)
+    steps = np.arange(n_time)[None, :]
+    return steps < lengths[:, None] if kind == "right-padded" else steps >= n_time - lengths[:, None]
 
 
 @pytest.mark.parametrize("blas_name", BLAS_CHOICES)
@@ -108,7 +122,7 @@ def test_layer_matches_reference(monkeypatch, blas_name, case):
     layer.set_weights(weights)
     shape = (n_time, n_batch, input_dim) if case.get("time_major") else (n_batch, n_time, input_dim)
     x = rng.normal(size=shape)
-    mask = rng.random((n_batch, n_time)) < 0.7 if masked else None
+    mask = random_mask(rng, masked, n_batch, n_time) if masked else None
     initial = [rng.normal(size=(n_batch, units)) for _ in range(2)]
     ours = layer(x, mask=mask, training=training, initial_state=initial)
     masks = {}
@@ -123,6 +137,27 @@ def test_layer_matches_reference(monkeypatch, blas_name, case):
     tolerance = dict(rtol=2e-5, atol=2e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-10)
     for got, want in zip(ours, expected):
         np.testing.assert_allclose(got, want, **tolerance)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("units, rows", [(4, 7), (64, 32), (256, 64)])
+def test_mkl_packed_kernel_serves_fewer_rows(dtype, units, rows):
+    """Padded sequences multiply fewer rows than the recurrent kernel was packed for (MKL
+    documents packing with m but gives every m the same packed size): every prefix of rows
+    gets its product. (Not always bit for bit the product with a kernel packed for that many
+    rows: MKL may sum in another order for another m.)"""
+    skip_without("mkl")
+    module = VARIANTS.get(VariantKey.from_spec(LSTMSpec(units, input_dim=2, dtype=dtype), "cpu", "mkl"))
+    rng = np.random.default_rng(units)
+    recurrent_kernel = rng.normal(size=(units, 4 * units)).astype(dtype)
+    h = rng.normal(size=(rows, units)).astype(dtype)
+    packed = module._packed_recurrent_kernel(recurrent_kernel, rows)
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    for m in range(rows + 1):
+        zh = np.full((m, 4 * units), np.nan, dtype)
+        module._recurrent_product(h[:m], packed, zh)
+        expected = h[:m].astype(np.float64) @ recurrent_kernel.astype(np.float64)
+        np.testing.assert_allclose(zh, expected, rtol=tolerance, atol=tolerance * np.sqrt(units))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

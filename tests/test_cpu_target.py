@@ -95,7 +95,16 @@ def well_conditioned(expected):
 
 @st.composite
 def masks(draw, n_batch, n_time):
-    """[N, T] bool rows: random (holes), leading masked steps, fully masked or fully used."""
+    """[N, T] bool: padded sequences of random lengths (right- or left-padded: the rows each
+    step uses nest, which the generated code runs on those rows only), or rows each drawn as
+    random (holes), leading masked steps, fully masked or fully used."""
+    layout = draw(st.sampled_from(("right-padded", "left-padded", "rows")))
+    if layout != "rows":
+        lengths = np.array(draw(st.lists(st.integers(0, n_time), min_size=n_batch, max_size=n_batch)))
+        steps = np.arange(n_time)[None, :]
+        if layout == "right-padded":
+            return steps < lengths[:, None]
+        return steps >= n_time - lengths[:, None]
     rows = []
     for _ in range(n_batch):
         kind = draw(st.sampled_from(("random", "leading", "none", "all")))
@@ -236,6 +245,39 @@ def test_inference_ignores_dropout(masked, time_major):
         np.testing.assert_array_equal(used[name], masks)
     assert_matches(trained, run_reference(layer, weights, x, mask=mask, **used), "float32")
     assert not np.allclose(trained, plain)
+
+
+def nested_order(mask):
+    """(nested, order, active) from the generated _nested_order."""
+    module = VARIANTS.get(VariantKey.from_spec(LSTMSpec(2, input_dim=1), "cpu", "numpy"))
+    order, active = np.empty(mask.shape[0], np.intp), np.empty(mask.shape[1], np.intp)
+    return module._nested_order(mask, order, active), order, active
+
+
+@given(lengths=st.lists(st.integers(0, 6), min_size=1, max_size=6), left=st.booleans(),
+       hole=st.integers(-1, 5))
+def test_nested_order_finds_each_steps_rows(lengths, left, hole):
+    """Padded masks (right or left, with or without a step no row uses) nest: _nested_order
+    orders the rows by used steps, and each step's rows are its count of first rows."""
+    n_time, lengths = 6, np.array(lengths)
+    steps = np.arange(n_time)[None, :]
+    mask = steps >= n_time - lengths[:, None] if left else steps < lengths[:, None]
+    if hole >= 0:
+        mask[:, hole] = False
+    nested, order, active = nested_order(mask)
+    assert nested
+    assert sorted(order) == list(range(len(lengths)))
+    assert (np.diff(mask.sum(axis=1)[order]) <= 0).all()
+    np.testing.assert_array_equal(active, mask.sum(axis=0))
+    for t in range(n_time):
+        assert mask[order[:active[t]], t].all()
+
+
+@pytest.mark.parametrize("rows", [[[1, 1, 0], [0, 1, 1]], [[1, 0, 1, 0], [0, 1, 0, 1]],
+                                  [[1, 1, 1, 1], [1, 1, 0, 0], [0, 1, 1, 0]]])
+def test_nested_order_rejects_crossing_rows(rows):
+    """Two rows that each use a step the other skips do not nest: the code masks row by row."""
+    assert not nested_order(np.array(rows, dtype=bool))[0]
 
 
 STATEFUL_UNITS, STATEFUL_INPUT_DIM = 3, 2

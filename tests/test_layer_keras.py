@@ -41,6 +41,11 @@ MASK = np.array([[1, 0, 1, 1, 0],
                  [0, 0, 1, 1, 1],
                  [0, 0, 0, 0, 0],
                  [1, 1, 1, 0, 0]], dtype=bool)
+# Padded sequences of lengths 5, 3, 0, 1 (the rows each step uses nest: the generated code
+# multiplies only those), right-padded (post) and left-padded (Keras's pad_sequences default).
+LENGTHS = np.array([5, 3, 0, 1])
+PADDED = {"right": np.arange(T)[None, :] < LENGTHS[:, None],
+          "left": np.arange(T)[None, :] >= T - LENGTHS[:, None]}
 DTYPES = ("float32", "float64")
 
 
@@ -98,6 +103,11 @@ CASES = {
     "no-bias": (dict(use_bias=False, return_sequences=True), True, False),
     "other-activations": (dict(activation="softsign", recurrent_activation="hard_sigmoid",
                                return_sequences=True), True, True),
+    "right-padded-sequences": (dict(return_sequences=True, return_state=True), "right", True),
+    "left-padded-backwards": (dict(go_backwards=True, return_sequences=True, return_state=True),
+                              "left", True),
+    "right-padded-backwards-zero-output": (dict(go_backwards=True, zero_output_for_mask=True,
+                                                return_state=True), "right", False),
 }
 
 
@@ -108,7 +118,7 @@ def test_matches_keras(case, dtype):
     rng = np.random.default_rng(sorted(CASES).index(case))
     ours, theirs = twin_layers(rng, dtype, **kwargs)
     x = rng.normal(size=(N, T, C)).astype(dtype)
-    mask = MASK if masked else None
+    mask = PADDED[masked] if masked in PADDED else MASK if masked else None
     initial_state = ([rng.normal(size=(N, H)).astype(dtype) for _ in range(2)]
                      if with_initial_state else None)
     expected = theirs(x, mask=mask, initial_state=initial_state)
