@@ -273,6 +273,36 @@ def test_nested_order_finds_each_steps_rows(lengths, left, hole):
         assert mask[order[:active[t]], t].all()
 
 
+@pytest.mark.parametrize("blas_name", BLAS_CHOICES)
+# Right-padded lengths of 6 rows of 20 steps (one row uses none): 40 steps of 120, or 99.
+@pytest.mark.parametrize("lengths", [(0, 1, 9, 10, 10, 10), (0, 19, 20, 20, 20, 20)])
+def test_masked_projection_fills_every_row_a_step_reads(blas_name, lengths):
+    """_project_used leaves out the steps before a row's first used one and after its last (row
+    by row when that skips over a fifth of the steps, else nothing): every zx row that a used
+    step reads, a row's holes included, equals the whole projection's."""
+    skip_without(blas_name)
+    units, input_dim, n_batch, n_time = 4, 3, 6, 20
+    spec = LSTMSpec(units, input_dim=input_dim, return_sequences=True)
+    module = VARIANTS.get(VariantKey.from_spec(spec, "cpu", blas_name))
+    rng = np.random.default_rng(sum(lengths))
+    x = rng.normal(size=(n_batch, n_time, input_dim)).astype(np.float32)
+    kernel = rng.normal(size=(input_dim, 4 * units)).astype(np.float32)
+    bias = rng.normal(size=4 * units).astype(np.float32)
+    lengths = np.array(lengths)
+    mask = np.arange(n_time)[None, :] < lengths[:, None]
+    mask[3, 4] = False  # a hole
+    whole, part = (np.full((n_batch * n_time, 4 * units), np.nan, np.float32) for _ in range(2))
+    module._project(x, kernel, bias, whole)
+    module._project_used(x, kernel, bias, mask, part)
+    by_row = lengths.sum() < module.USED_STEPS_TO_PROJECT_BY_ROW * n_batch * n_time
+    assert by_row == (lengths.sum() == 40)
+    for n, length in enumerate(lengths):
+        rows = slice(n * n_time, (n + 1) * n_time)
+        projected = length if by_row else n_time
+        np.testing.assert_array_equal(part[rows][:projected], whole[rows][:projected])
+        assert np.isnan(part[rows][projected:]).all()
+
+
 @pytest.mark.parametrize("rows", [[[1, 1, 0], [0, 1, 1]], [[1, 0, 1, 0], [0, 1, 0, 1]],
                                   [[1, 1, 1, 1], [1, 1, 0, 0], [0, 1, 1, 0]]])
 def test_nested_order_rejects_crossing_rows(rows):

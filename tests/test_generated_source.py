@@ -302,9 +302,7 @@ def test_layout_and_output_variants(rendered):
     last = _functions(rendered["default"][2])
     assert "np.empty((n_batch, UNITS), DTYPE)" in ast.unparse(last["forward"])
     assert "_zero_row(output[n])" in ast.unparse(last["forward_into"])
-    # A masked step's output, in the row-by-row and the nested (padded) step functions alike.
-    for name in ("_advance_forward_masked", "_advance_nested_forward_masked"):
-        assert "_masked_step_output(output, n, s)" in ast.unparse(last[name])
+    assert "_masked_step_output(output, n, s)" in ast.unparse(last["_advance_forward_masked"])
     zero = ast.unparse(_functions(rendered["zero_output_for_mask"][2])["_masked_step_output"])
     assert "_zero_row(output[n])" in zero
     held = ast.unparse(last["_masked_step_output"])

@@ -188,9 +188,12 @@ def test_layout_1_sequence_lens_equals_layout_0(direction, case):
                for k, v in inputs0.items()}
     y0, h0, c0 = run_ours(lstm_model("float64", direction, present=present, **attrs), inputs0)
     y1, h1, c1 = run_ours(lstm_model("float64", direction, layout=1, present=present, **attrs), inputs1)
-    np.testing.assert_array_equal(y1, np.transpose(y0, (2, 0, 1, 3)))
-    np.testing.assert_array_equal(h1, np.swapaxes(h0, 0, 1))
-    np.testing.assert_array_equal(c1, np.swapaxes(c0, 0, 1))
+    # Equal to rounding: batch-major code projects a padded batch row by row (_project_used),
+    # time-major code in one product, and BLAS may sum in another order for another shape.
+    same = dict(rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(y1, np.transpose(y0, (2, 0, 1, 3)), **same)
+    np.testing.assert_allclose(h1, np.swapaxes(h0, 0, 1), **same)
+    np.testing.assert_allclose(c1, np.swapaxes(c0, 0, 1), **same)
 
 
 # Cell options ONNX's own cases lack, each node checked against ONNX Runtime: between them every ONNX
