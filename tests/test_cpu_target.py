@@ -306,8 +306,13 @@ def test_masked_projection_fills_every_row_a_step_reads(blas_name, lengths):
 @pytest.mark.parametrize("rows", [[[1, 1, 0], [0, 1, 1]], [[1, 0, 1, 0], [0, 1, 0, 1]],
                                   [[1, 1, 1, 1], [1, 1, 0, 0], [0, 1, 1, 0]]])
 def test_nested_order_rejects_crossing_rows(rows):
-    """Two rows that each use a step the other skips do not nest: the code masks row by row."""
-    assert not nested_order(np.array(rows, dtype=bool))[0]
+    """Two rows that each use a step the other skips do not nest: the code then takes every row
+    into each step's product (order 0..N-1, all active) and masks row by row."""
+    mask = np.array(rows, dtype=bool)
+    nested, order, active = nested_order(mask)
+    assert not nested
+    np.testing.assert_array_equal(order, np.arange(mask.shape[0]))
+    np.testing.assert_array_equal(active, np.full(mask.shape[1], mask.shape[0]))
 
 
 STATEFUL_UNITS, STATEFUL_INPUT_DIM = 3, 2
