@@ -1,4 +1,8 @@
-"""Shared by the CUDA tests: fresh imports of generated CUDA modules, and spreads of variants."""
+"""Shared by the CUDA tests: fresh imports of generated CUDA modules, spreads of variants, and
+benchmarks/gpu.py as a module."""
+
+import importlib.util
+from pathlib import Path
 
 from lstmgen.cache import import_module
 from lstmgen.lower.plan import VariantKey
@@ -27,3 +31,13 @@ def assert_close(actual, expected, dtype):
     else:
         scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
         np.testing.assert_allclose(actual, expected, rtol=2e-5, atol=2e-6 * scale)
+
+
+def load_gpu_bench():
+    """benchmarks/gpu.py, loaded fresh, set to time each side once after its warm-up call."""
+    spec = importlib.util.spec_from_file_location(
+        "gpu_bench", Path(__file__).resolve().parent.parent / "benchmarks" / "gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.REPEATS, module.BUDGET_PER_SIDE_S = 1, 0.0
+    return module
