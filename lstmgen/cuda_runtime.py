@@ -1,4 +1,5 @@
-"""The CUDA target at run time: is there a GPU, and one layer's calls on it.
+"""The GPU at run time: is there one, a layer's calls on it (the inputs, states and results that
+the CUDA and cuDNN targets share: DeviceRunner), and the CUDA target's kernels (CudaRunner).
 
 Weights, states and scratch stay on the device between calls. Inputs that are already on the
 device (Numba device arrays, or anything with `__cuda_array_interface__`: CuPy arrays, PyTorch
@@ -71,18 +72,22 @@ def _checked_device(name: str, layer, value, shape: tuple, dtype):
     return array
 
 
-class CudaRunner:
-    """Runs one layer's calls on the GPU; made by the layer's first call on the cuda target."""
+def host_array(value) -> np.ndarray:
+    """A host copy of a device array (Numba's, or any `__cuda_array_interface__` object); a host
+    array as it is."""
+    return _device(value).copy_to_host() if is_device_array(value) else np.asarray(value)
+
+
+class DeviceRunner:
+    """One layer's calls on the GPU, computed by a subclass's `_run`.
+
+    Device inputs are used without a copy and give device results; host inputs are copied there
+    and give host results. A stateful layer's states stay on the device between calls.
+    """
 
     def __init__(self, layer):
         self._layer = layer
-        self._uploaded = None  # the layer's weight list that _weights copies
-        self._weights = ()
-        self._scratch_shape = None
-        self._scratch = ()
         self._zeros = {}  # batch -> device zero [N, H], the h0 and c0 of a non-stateful call
-        self._grids = {}  # entry point -> persistent blocks that fit this GPU (0: none)
-        self.strategy = None  # the last call's lower.cuda.Strategy
 
     def __call__(self, inputs, mask=None, training=False, initial_state=None):
         layer = self._layer
@@ -101,19 +106,9 @@ class CudaRunner:
                     if is_device_array(mask) else _device(layer._check_mask(mask, n_batch, n_time)))
         h0, c0 = self._initial_state(initial_state, n_batch)
         input_masks, recurrent_masks = layer._call_dropout_masks(n_batch, training)
-        key = VariantKey.from_spec(spec, "cuda")
-        module = VARIANTS.get(key)
-        entry = next(e for e in cuda_entry_points(key) if e.masked == (mask is not None)
-                     and e.training == (input_masks is not None or recurrent_masks is not None))
-        values = {"x": x, "h0": h0, "c0": c0, "mask": mask,
-                  "input_masks": None if input_masks is None else _device(input_masks),
-                  "recurrent_masks": None if recurrent_masks is None else _device(recurrent_masks),
-                  **dict(zip(spec.weight_names, self._device_weights())),
-                  **self._buffers(n_batch, n_time)}
-        function = getattr(module, entry.name + "_into")
-        function(*(values[p] for p in entry.into_params),
-                 persistent_blocks=self._persistent_blocks(key, module, entry.name, n_batch))
-        output, h, c = values["output"], values["h"], values["c"]
+        output, h, c = self._run(x, mask, h0, c0,
+                                 None if input_masks is None else _device(input_masks),
+                                 None if recurrent_masks is None else _device(recurrent_masks))
         if spec.stateful:
             layer._states = [_copy(h), _copy(c)]  # on the device; `layer.states` copies them to the host
         result = [output, h, c] if spec.return_state else [output]
@@ -125,6 +120,53 @@ class CudaRunner:
         else:
             layer._activity_losses = []
         return result if spec.return_state else result[0]
+
+    def _run(self, x, mask, h0, c0, input_masks, recurrent_masks) -> tuple:
+        """(output, h, c) on the device for device x, mask [N, T] or None, h0, c0, and the
+        call's dropout masks ([K, N, C] and [K, N, H], or None)."""
+        raise NotImplementedError
+
+    def _initial_state(self, initial_state, n_batch: int) -> tuple:
+        layer, units = self._layer, self._layer.spec.units
+        if initial_state is not None and all(is_device_array(s) for s in initial_state):
+            if len(initial_state) != 2:
+                raise ValueError(f"initial_state for layer {layer.name!r}: expected a list [h, c]")
+            return tuple(_checked_device(f"initial_state[{i}]", layer, s, (n_batch, units), layer.dtype)
+                         for i, s in enumerate(initial_state))
+        if initial_state is None and not layer.spec.stateful:
+            if n_batch not in self._zeros:
+                self._zeros[n_batch] = _device(np.zeros((n_batch, units), layer.dtype))
+            return self._zeros[n_batch], self._zeros[n_batch]
+        return tuple(_device(s) for s in layer._initial_state(initial_state, n_batch))
+
+
+class CudaRunner(DeviceRunner):
+    """The CUDA target's generated kernels; made by the layer's first call on cuda."""
+
+    def __init__(self, layer):
+        super().__init__(layer)
+        self._uploaded = None  # the layer's weight list that _weights copies
+        self._weights = ()
+        self._scratch_shape = None
+        self._scratch = ()
+        self._grids = {}  # entry point -> persistent blocks that fit this GPU (0: none)
+        self.strategy = None  # the last call's lower.cuda.Strategy
+
+    def _run(self, x, mask, h0, c0, input_masks, recurrent_masks) -> tuple:
+        spec = self._layer.spec
+        n_batch, n_time = (x.shape[1], x.shape[0]) if spec.time_major else (x.shape[0], x.shape[1])
+        key = VariantKey.from_spec(spec, "cuda")
+        module = VARIANTS.get(key)
+        entry = next(e for e in cuda_entry_points(key) if e.masked == (mask is not None)
+                     and e.training == (input_masks is not None or recurrent_masks is not None))
+        values = {"x": x, "h0": h0, "c0": c0, "mask": mask, "input_masks": input_masks,
+                  "recurrent_masks": recurrent_masks,
+                  **dict(zip(spec.weight_names, self._device_weights())),
+                  **self._buffers(n_batch, n_time)}
+        function = getattr(module, entry.name + "_into")
+        function(*(values[p] for p in entry.into_params),
+                 persistent_blocks=self._persistent_blocks(key, module, entry.name, n_batch))
+        return values["output"], values["h"], values["c"]
 
     def _persistent_blocks(self, key, module, entry_name: str, n_batch: int) -> int:
         from numba import config
@@ -147,19 +189,6 @@ class CudaRunner:
             self._weights = tuple(_device(w) for w in weights)
             self._uploaded = weights
         return self._weights
-
-    def _initial_state(self, initial_state, n_batch: int) -> tuple:
-        layer, units = self._layer, self._layer.spec.units
-        if initial_state is not None and all(is_device_array(s) for s in initial_state):
-            if len(initial_state) != 2:
-                raise ValueError(f"initial_state for layer {layer.name!r}: expected a list [h, c]")
-            return tuple(_checked_device(f"initial_state[{i}]", layer, s, (n_batch, units), layer.dtype)
-                         for i, s in enumerate(initial_state))
-        if initial_state is None and not layer.spec.stateful:
-            if n_batch not in self._zeros:
-                self._zeros[n_batch] = _device(np.zeros((n_batch, units), layer.dtype))
-            return self._zeros[n_batch], self._zeros[n_batch]
-        return tuple(_device(s) for s in layer._initial_state(initial_state, n_batch))
 
     def _buffers(self, n_batch: int, n_time: int) -> dict:
         """Reused scratch zx [N*T, 4H] and hbuf [2, N, H]; fresh results (they are returned)."""

@@ -26,7 +26,7 @@ class LSTM:
         self.name = name
         self._unavailable = _probe_devices(self.spec, target)
         self.target = choose_target(self.spec, target, self._unavailable).target
-        self._cudnn = None  # the cuDNN forward pass, made by the first call that runs on cuDNN
+        self._cudnn = None  # lstmgen.cudnn.forward.CudnnRunner, made by the first call on cuDNN
         self._cuda = None  # lstmgen.cuda_runtime.CudaRunner, made by the first call on cuda
         self._requested_target = target
         self._weights = None
@@ -149,12 +149,9 @@ class LSTM:
 
     def __call__(self, inputs, mask=None, training=False, initial_state=None):
         """Run the layer. Returns `output`, or `[output, h, c]` with return_state."""
-        if self.target == "cuda":
-            if self._cuda is None:
-                from lstmgen.cuda_runtime import CudaRunner
-
-                self._cuda = CudaRunner(self)
-            return self._cuda(inputs, mask, training, initial_state)
+        target = self._call_target(inputs, mask)
+        if target != "cpu":
+            return self._device_runner(target)(inputs, mask, training, initial_state)
         x = self._check_inputs(inputs)
         if not self.built:
             self.build(x.shape)
@@ -169,28 +166,42 @@ class LSTM:
             raise ValueError(f"inputs for layer {self.name!r}: {n_time} time steps, but the unrolled "
                              f"layer was made for timesteps={spec.timesteps}")
         input_masks, recurrent_masks = self._call_dropout_masks(n_batch, training)
-        if self.target == "cudnn" and self._cudnn_runs(mask):
-            output, h, c = self._cudnn(self._weights, x, mask, h0, c0,
-                                       None if input_masks is None else input_masks[0], training)
-        else:
-            output, h, c = self._run_cpu(x, mask, h0, c0, input_masks, recurrent_masks)
+        output, h, c = self._run_cpu(x, mask, h0, c0, input_masks, recurrent_masks)
         if spec.stateful:
             self._states = [h.copy(), c.copy()]
         result = [output, h, c] if spec.return_state else output
         self._record_activity_loss(result)
         return result
 
-    def _cudnn_runs(self, mask) -> bool:
-        """Whether this call runs on cuDNN: not when its mask breaks cuDNN's rules ("auto")."""
-        why_not = cudnn_ineligible_reason(self.spec, mask)
-        if why_not is not None and self.spec.use_cudnn is True:
-            raise ValueError(f"use_cudnn=True for layer {self.name!r}, but cuDNN cannot run this "
-                             f"call: {why_not}; pass use_cudnn='auto' to run it on cpu")
-        if why_not is None and self._cudnn is None:
-            from lstmgen.cudnn.forward import CudnnForward
+    def _call_target(self, inputs, mask) -> str:
+        """This call's target: the layer's, except that a call whose mask cuDNN cannot run goes
+        (use_cudnn="auto") to the CUDA target when its inputs are on the device, else to cpu."""
+        if self.target != "cudnn":
+            return self.target
+        from lstmgen.cuda_runtime import host_array, is_device_array
 
-            self._cudnn = CudnnForward(self.spec)
-        return why_not is None
+        why_not = cudnn_ineligible_reason(self.spec, None if mask is None else host_array(mask))
+        if why_not is None:
+            return "cudnn"
+        if self.spec.use_cudnn is True:
+            raise ValueError(f"use_cudnn=True for layer {self.name!r}, but cuDNN cannot run this "
+                             f"call: {why_not}; pass use_cudnn='auto' to run it on another target")
+        cuda_runs = self._unavailable["cuda"] is None and cuda_uncovered_reason(self.spec) is None
+        return "cuda" if cuda_runs and is_device_array(inputs) else "cpu"
+
+    def _device_runner(self, target: str):
+        """The layer's runner for "cuda" or "cudnn", made at its first call."""
+        if target == "cuda":
+            if self._cuda is None:
+                from lstmgen.cuda_runtime import CudaRunner
+
+                self._cuda = CudaRunner(self)
+            return self._cuda
+        if self._cudnn is None:
+            from lstmgen.cudnn.forward import CudnnRunner
+
+            self._cudnn = CudnnRunner(self)
+        return self._cudnn
 
     def _run_cpu(self, x, mask, h0, c0, input_masks, recurrent_masks) -> tuple:
         spec = self.spec
@@ -269,7 +280,6 @@ class LSTM:
     def _set_spec(self, spec: LSTMSpec) -> None:
         self.spec = spec
         self._entries.clear()  # looked up for the old spec
-        self._cudnn = None  # made for the old spec
 
     def _entry(self, unrolled_steps, masked: bool, training: bool) -> tuple:
         """The generated `_into` function for this call's variant, looked up once per layer."""

@@ -90,3 +90,22 @@ def test_hot_kernels_do_not_spill_and_fit_shared_memory(structure_ptx, name, tmp
             used = ptxas_resources(ptx, arch, tmp_path)
             assert used["spills"] == 0 and used["stack"] == 0, (kernel_name, arch, used)
             assert used["shared"] <= 48 * 1024, (kernel_name, arch, used)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("dtype", ("float32", "float64"))
+def test_the_cudnn_paths_sequence_kernels_compile(arch, dtype):
+    from numba import cuda, types
+
+    from lstmgen.cudnn import sequence_kernels as k
+
+    real = getattr(types, dtype)
+    a2, a3, lengths = types.Array(real, 2, "C"), types.Array(real, 3, "C"), types.Array(types.int32, 1, "C")
+    signatures = {
+        k.to_cudnn: (a3, lengths, a2, types.boolean, types.boolean, a3),
+        k.keras_sequence: (a3, a2, lengths, types.boolean, types.boolean, types.boolean, a3),
+        k.last_output: (a2, lengths, types.int64, a2),
+    }
+    for kernel, signature in signatures.items():
+        ptx = cuda.compile_ptx(kernel.py_func, signature, cc=arch)[0]
+        assert f".target sm_{arch[0]}{arch[1]}" in ptx

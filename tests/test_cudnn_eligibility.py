@@ -80,3 +80,32 @@ def test_without_a_gpu_layers_run_on_cpu_and_use_cudnn_true_raises():
     layer(np.ones((2, 3, 4), "float32"), mask=np.array([[1, 0, 1], [1, 1, 1]], bool))
     with pytest.raises(ValueError, match="use_cudnn=True"):
         lstmgen.LSTM(3, use_cudnn=True)
+
+
+class _OnTheDevice:
+    """Stands for a device array: what the layer checks before it touches one."""
+
+    __cuda_array_interface__ = {}
+
+
+@pytest.mark.parametrize("use_cudnn", ("auto", True))
+@pytest.mark.parametrize("cuda_why_not", (None, "no numba-cuda"))
+def test_each_call_goes_where_its_mask_and_inputs_can_run(monkeypatch, use_cudnn, cuda_why_not):
+    """As on a GPU with cuDNN: a right-padded mask runs on cuDNN; other masks (auto) go to the CUDA
+    target with device inputs, where it can run, else to cpu; with use_cudnn=True they raise."""
+    import lstmgen.runtime
+
+    monkeypatch.setattr(lstmgen.runtime, "_probe_devices",
+                        lambda spec, target: {"cuda": cuda_why_not, "cudnn": None})
+    layer = lstmgen.LSTM(3, use_cudnn=use_cudnn)
+    assert layer.target == "cudnn"
+    host, device, holes = np.ones((3, 3, 2)), _OnTheDevice(), np.array([[1, 0, 1], [1, 1, 1], [1, 1, 1]], bool)
+    for inputs in (host, device):
+        assert layer._call_target(inputs, None) == layer._call_target(inputs, RIGHT_PADDED) == "cudnn"
+    if use_cudnn is True:
+        with pytest.raises(ValueError, match="use_cudnn=True.*not strictly right-padded"):
+            layer._call_target(host, holes)
+        return
+    assert layer._call_target(host, holes) == "cpu"
+    assert layer._call_target(device, holes) == ("cuda" if cuda_why_not is None else "cpu")
+    assert "runs on cuda when its inputs are device arrays" in layer.explain()

@@ -93,3 +93,28 @@ def test_a_mask_with_holes_runs_on_cpu_under_auto_and_raises_under_true():
     strict, x = _layer(rng, return_sequences=True)
     with pytest.raises(ValueError, match="not strictly right-padded"):
         strict(x, mask=holes)
+
+
+def test_device_arrays_stay_on_the_device():
+    from numba import cuda
+
+    rng = np.random.default_rng(5)
+    layer, x = _layer(rng, go_backwards=True, return_sequences=True, stateful=True)
+    mask = _right_padded([12, 4, 9, 1, 12])
+    actual = layer(cuda.to_device(x), mask=cuda.to_device(mask))
+    assert all(hasattr(a, "copy_to_host") for a in actual)  # device in, device out
+    assert all(hasattr(s, "copy_to_host") for s in layer._states)  # states kept on the device
+    zeros = [np.zeros((N_BATCH, UNITS), np.float32)] * 2
+    _assert_reference(layer, [a.copy_to_host() for a in actual], x, mask=mask, initial_state=zeros)
+
+
+def test_a_mask_with_holes_on_device_inputs_runs_on_the_cuda_target():
+    from numba import cuda
+
+    rng = np.random.default_rng(6)
+    holes = rng.random((N_BATCH, N_TIME)) > 0.3
+    holes[:, 0] = False
+    layer, x = _layer(rng, use_cudnn="auto", return_sequences=True)
+    actual = layer(cuda.to_device(x), mask=holes)
+    assert layer._cuda is not None and layer._cudnn is None
+    _assert_reference(layer, [a.copy_to_host() for a in actual], x, mask=holes)

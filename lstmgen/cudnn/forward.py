@@ -1,4 +1,5 @@
-"""One layer's cuDNN forward pass: descriptors and buffers made once, cudnnRNNForward per call.
+"""A layer's calls on cuDNN: descriptors and buffers made once, cudnnRNNForward per call, on the
+device from input to output.
 
 Unverified until it runs on a GPU: nothing here can execute without one (cudnnCreate fails).
 Glossary: T time steps, N batch, C input features, H units.
@@ -8,12 +9,32 @@ import ctypes
 
 import numpy as np
 
+from lstmgen.cuda_runtime import DeviceRunner
 from lstmgen.cudnn import bindings as b
 from lstmgen.cudnn.bindings import api
 from lstmgen.cudnn.descriptors import (DropoutDescriptor, Handle, RNNDataDescriptor, RNNDescriptor,
                                        TensorDescriptor)
 from lstmgen.cudnn.sequences import from_cudnn, lengths_from_mask, to_cudnn
 from lstmgen.cudnn.weights import layout_from_cudnn, pack
+
+
+class CudnnRunner(DeviceRunner):
+    """A layer's calls on cuDNN: what DeviceRunner does with inputs, states and results, and
+    cudnnRNNForward in between. The layer sends here only calls cuDNN can run."""
+
+    def __init__(self, layer):
+        super().__init__(layer)
+        self._forward = None  # made for the layer's spec once it is built, remade if it changes
+
+    def _run(self, x, mask, h0, c0, input_masks, recurrent_masks) -> tuple:
+        spec = self._layer.spec
+        if self._forward is None or self._forward.spec is not spec:
+            self._forward = CudnnForward(spec)
+        n_batch, n_time = (x.shape[1], x.shape[0]) if spec.time_major else x.shape[:2]
+        # A right-padded mask is all cuDNN needs: each sample's length.
+        lengths = lengths_from_mask(None if mask is None else mask.copy_to_host(), n_batch, n_time)
+        return self._forward(self._layer._weights, x, lengths, h0, c0,
+                             None if input_masks is None else input_masks[0])
 
 
 class CudnnForward:
@@ -43,11 +64,13 @@ class CudnnForward:
         self._temp_key = None  # (N, T, mode) the work and reserve space were sized for
         self._work = self._reserve = None
 
-    def __call__(self, weights, x, mask, h0, c0, input_mask=None, training=False):
-        """The layer's (output, h, c) for x in the layer's layout and a right-padded mask.
+    def __call__(self, weights, x, lengths, h0, c0, input_mask=None):
+        """The layer's device (output, h, c) for device x in the layer's layout.
 
-        weights: the layer's [kernel [C, 4H], recurrent_kernel [H, 4H], bias [4H]].
-        input_mask: [N, C] dropout multipliers shared by every step, or None.
+        weights: the layer's host [kernel [C, 4H], recurrent_kernel [H, 4H], bias [4H]].
+        lengths: host [N] int32 valid steps per sample (a right-padded mask's row sums).
+        h0, c0: device [N, H]. input_mask: device [N, C] dropout multipliers shared by every
+        step, or None; with one, cuDNN runs in training mode (as Keras's dropout does).
         """
         spec, cuda = self.spec, self._cuda
         if weights is not self._packed:
@@ -55,29 +78,24 @@ class CudnnForward:
             flat = pack(self._layout, weights[0], weights[1], bias, np.zeros_like(bias), self._dtype)
             self._weight_space.copy_to_device(flat.view(np.uint8))
             self._packed = weights
-        n_batch, n_time = (x.shape[1], x.shape[0]) if spec.time_major else x.shape[:2]
-        lengths = lengths_from_mask(mask, n_batch, n_time)
-        x = to_cudnn(spec, x, lengths)
-        if input_mask is not None:
-            x = x * input_mask[:, None, :].astype(self._dtype)
-        mode = b.FWD_MODE_TRAINING if training else b.FWD_MODE_INFERENCE
+        n_batch, n_time = len(lengths), (x.shape[0] if spec.time_major else x.shape[1])
+        d_lengths = cuda.to_device(lengths)
+        d_x = to_cudnn(spec, x, d_lengths, input_mask)
+        mode = b.FWD_MODE_INFERENCE if input_mask is None else b.FWD_MODE_TRAINING
         self._x_desc.set_batch_major(self._data_type, lengths, n_time, spec.input_dim)
         self._y_desc.set_batch_major(self._data_type, lengths, n_time, spec.units)
         self._state_desc.set(self._data_type, (1, n_batch, spec.units))
         self._size_temp_space(n_batch, n_time, mode)
-        d_x, d_h0, d_c0 = (cuda.to_device(np.ascontiguousarray(a, self._dtype)) for a in (x, h0, c0))
-        d_lengths = cuda.to_device(lengths)
         d_y = cuda.device_array((n_batch, n_time, spec.units), self._dtype)
         d_h, d_c = (cuda.device_array((n_batch, spec.units), self._dtype) for _ in range(2))
         api.cudnnRNNForward(
             self._handle.value, self._rnn.value, mode, _pointer(d_lengths),
             self._x_desc.value, _pointer(d_x), self._y_desc.value, _pointer(d_y),
-            self._state_desc.value, _pointer(d_h0), _pointer(d_h),
-            self._state_desc.value, _pointer(d_c0), _pointer(d_c),
+            self._state_desc.value, _pointer(h0), _pointer(d_h),
+            self._state_desc.value, _pointer(c0), _pointer(d_c),
             self._weight_space.size, _pointer(self._weight_space),
             self._work.size, _pointer(self._work), self._reserve.size, _pointer(self._reserve))
-        h, c = d_h.copy_to_host(), d_c.copy_to_host()
-        return from_cudnn(spec, d_y.copy_to_host(), h, lengths), h, c
+        return from_cudnn(spec, d_y, d_h, lengths, d_lengths), d_h, d_c
 
     def _size_temp_space(self, n_batch: int, n_time: int, mode: int) -> None:
         if self._temp_key == (n_batch, n_time, mode):

@@ -229,8 +229,8 @@ def explain(spec: LSTMSpec, requested: str = "auto", unavailable: Mapping = NOT_
     lines += [f"  {reason}" for reason in choice.reasons]
     if choice.target == "cudnn":
         lines.append("  a call whose mask is not strictly right-padded, or has a fully masked "
-                     "sample, runs on cpu" + (" (use_cudnn=True: it raises ValueError)"
-                                              if spec.use_cudnn is True else ""))
+                     "sample, runs on cuda when its inputs are device arrays, else on cpu"
+                     + (" (use_cudnn=True: it raises ValueError)" if spec.use_cudnn is True else ""))
     elif spec.use_cudnn == "auto" and requested == "auto":
         lines.append(f"  use_cudnn='auto' falls back to {choice.target} (the cudnn line says why)")
     if choice.target == "cuda":
