@@ -73,15 +73,15 @@ def problem(shape, seed=0):
 
 
 def lstmgen_side(weights, x, target, mask=None, training=False, **layer_kwargs) -> Side:
-    """An lstmgen layer on `target`. On "cuda" the input and output stay on the device (what a
-    pipeline on the GPU does); "cudnn" and "cpu" take and give host arrays."""
+    """An lstmgen layer on `target`. On "cuda" and "cudnn" the input and output stay on the
+    device (what a pipeline on the GPU does); "cpu" takes and gives host arrays."""
     import lstmgen
 
     target_kwargs = dict(use_cudnn=True) if target == "cudnn" else dict(target=target)
     layer = lstmgen.LSTM(weights[1].shape[0], return_sequences=True, **target_kwargs, **layer_kwargs)
     layer.set_weights(weights)
     sync, inputs = _no_sync, x
-    if target == "cuda":
+    if target != "cpu":
         from numba import cuda
 
         sync, inputs = cuda.synchronize, cuda.to_device(x)
@@ -96,8 +96,8 @@ def lstmgen_side(weights, x, target, mask=None, training=False, **layer_kwargs) 
     return Side(lambda: layer(inputs, mask=mask, training=training), result, sync, note)
 
 
-def torch_side(weights, x, device, host_io=False) -> Side:
-    """torch.nn.LSTM with the same weights; with host_io it takes and gives host arrays."""
+def torch_side(weights, x, device) -> Side:
+    """torch.nn.LSTM with the same weights, its input already on `device`."""
     import torch
 
     from lstmgen.interop.gates import keras_to_torch
@@ -111,13 +111,10 @@ def torch_side(weights, x, device, host_io=False) -> Side:
 
     def call():
         with torch.inference_mode():
-            if host_io:
-                return module(torch.from_numpy(x).to(device))[0].cpu().numpy()
             return module(on_device)[0]
 
     def result():
-        output = call()
-        return output if host_io else output.cpu().numpy()
+        return call().cpu().numpy()
 
     sync = torch.cuda.synchronize if device == "cuda" else _no_sync
     return Side(call, result, sync)
@@ -172,9 +169,9 @@ def cases(device: str):
                f"N={shape[0]} H={shape[3]} (T=100, C=H)", shape,
                lambda w, x, holes: (lstmgen_side(w, x, "cuda"), torch_side(w, x, device)))
     for name, shape in SHAPES.items():
-        yield ("cuDNN target (ctypes) vs torch.nn.LSTM, host arrays in and out", f"{name} {shape}",
-               shape, lambda w, x, holes: (lstmgen_side(w, x, "cudnn"),
-                                           torch_side(w, x, device, host_io=True)))
+        yield ("cuDNN target (ctypes) vs torch.nn.LSTM (cuDNN), data on the device",
+               f"{name} {shape}", shape,
+               lambda w, x, holes: (lstmgen_side(w, x, "cudnn"), torch_side(w, x, device)))
     for label, options in KERAS_CASES.items():
         options = dict(options)
         mask_of = (lambda holes: holes) if options.pop("holes", False) else (lambda holes: None)

@@ -20,7 +20,7 @@ def test_lstmgen_and_torch_agree_and_are_timed(gpu_bench):
     pytest.importorskip("torch")
     weights, x, _ = gpu_bench.problem(SHAPE)
     row = gpu_bench.compare("tiny", gpu_bench.lstmgen_side(weights, x, "cpu"),
-                            gpu_bench.torch_side(weights, x, "cpu", host_io=True),
+                            gpu_bench.torch_side(weights, x, "cpu"),
                             gpu_bench.flops(SHAPE))
     assert row["max_difference"] < 1e-5
     assert row["lstmgen_ms"] > 0 and row["peer_ms"] > 0 and row["note"] == "cpu"
