@@ -1,7 +1,7 @@
 """The GPU run for issues 4 and 5, in one command: the GPU test tier, then lstmgen's CUDA and cuDNN
 targets timed against torch.nn.LSTM (cuDNN) and against Keras 3's own loops, on one GPU.
 
-    PYTHONPATH=. python3 benchmarks/gpu.py --out DIR [--budget-s 420]
+    PYTHONPATH=. python3 benchmarks/gpu.py --out DIR [--budget-s 420] [--tier-timeout-s 240]
 
 Needs a CUDA GPU, numba-cuda, torch with CUDA, and for the Keras rows keras 3 (KERAS_BACKEND=torch
 is set here). Writes into DIR, as it goes, so a run cut short keeps what it measured:
@@ -224,11 +224,18 @@ def save(report: dict, out: Path) -> None:
     (out / "gpu_bench.md").write_text(markdown(report))
 
 
-def run_tier(root: Path, out: Path) -> str:
+def run_tier(root: Path, out: Path, timeout_s: float) -> str:
+    """Run the GPU test tier in a child process, at most `timeout_s` (a hung kernel must not cost
+    the timings); its outcome in one line."""
     workers = ["-n", str(min(8, os.cpu_count() or 1))]
-    completed = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                *workers, f"--junitxml={out / 'gpu_tests.xml'}", *TIER],
-                               cwd=root, capture_output=True, text=True)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *workers,
+               f"--junitxml={out / 'gpu_tests.xml'}", *TIER]
+    try:
+        completed = subprocess.run(command, cwd=root, capture_output=True, text=True,
+                                   timeout=timeout_s)
+    except subprocess.TimeoutExpired as err:  # its output comes as bytes, whatever `text` says
+        print((err.stdout or b"")[-6000:].decode(errors="replace"), flush=True)
+        return f"stopped after {timeout_s:.0f} s (its report may be incomplete)"
     print(completed.stdout[-6000:], completed.stderr[-2000:], sep="\n", flush=True)
     summary = completed.stdout.strip().splitlines()[-1:] or ["no output"]
     return f"exit {completed.returncode}: {summary[0]}"
@@ -238,6 +245,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--budget-s", type=float, default=420.0)
+    parser.add_argument("--tier-timeout-s", type=float, default=240.0)
     parser.add_argument("--skip-tier", action="store_true")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -246,7 +254,8 @@ def main(argv=None) -> int:
     print(json.dumps(report["environment"], indent=1), flush=True)
     save(report, args.out)
     if not args.skip_tier:
-        report["tier"] = run_tier(Path(__file__).resolve().parent.parent, args.out)
+        report["tier"] = run_tier(Path(__file__).resolve().parent.parent, args.out,
+                                  args.tier_timeout_s)
         save(report, args.out)
     for table, label, shape, make in cases("cuda"):
         row = {"table": table, "case": label}

@@ -3,6 +3,7 @@ GPU time is too scarce to find a broken comparison there. Tiny shapes; nothing h
 for its figures."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,9 @@ def test_a_spent_budget_still_writes_every_row(gpu_bench, tmp_path):
     assert all(row["error"].startswith("not run") for row in report["rows"])
     table = (tmp_path / "gpu_bench.md").read_text()
     assert table.count("### ") == 3 and "not run" in table and "numpy" in table
+
+
+def test_a_tier_that_outlasts_its_time_is_stopped_and_said_so(gpu_bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_bench, "TIER", ("tests/test_spec.py",))
+    root = Path(gpu_bench.__file__).resolve().parent.parent
+    assert gpu_bench.run_tier(root, tmp_path, 0.5) == "stopped after 0 s (its report may be incomplete)"
