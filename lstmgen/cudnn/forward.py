@@ -39,7 +39,7 @@ class CudnnRunner(DeviceRunner):
 
 class CudnnForward:
     """cuDNN state for one built layer: handle, RNN descriptor and weight space, made once;
-    data descriptors and work/reserve space remade only when the batch shape or mode changes."""
+    data descriptors set per call; work and reserve space grown when a call needs more."""
 
     def __init__(self, spec):
         from numba import cuda
@@ -61,7 +61,6 @@ class CudnnForward:
         self._packed = None  # the layer's weight list last packed; repacked when it changes
         self._x_desc, self._y_desc = RNNDataDescriptor(), RNNDataDescriptor()
         self._state_desc = TensorDescriptor()  # [1, N, H], for h and c alike
-        self._temp_key = None  # (N, T, mode) the work and reserve space were sized for
         self._work = self._reserve = None
 
     def __call__(self, weights, x, lengths, h0, c0, input_mask=None):
@@ -85,7 +84,7 @@ class CudnnForward:
         self._x_desc.set_batch_major(self._data_type, lengths, n_time, spec.input_dim)
         self._y_desc.set_batch_major(self._data_type, lengths, n_time, spec.units)
         self._state_desc.set(self._data_type, (1, n_batch, spec.units))
-        self._size_temp_space(n_batch, n_time, mode)
+        self._size_temp_space(mode)
         d_y = cuda.device_array((n_batch, n_time, spec.units), self._dtype)
         d_h, d_c = (cuda.device_array((n_batch, spec.units), self._dtype) for _ in range(2))
         api.cudnnRNNForward(
@@ -97,15 +96,16 @@ class CudnnForward:
             self._work.size, _pointer(self._work), self._reserve.size, _pointer(self._reserve))
         return from_cudnn(spec, d_y, d_h, lengths, d_lengths), d_h, d_c
 
-    def _size_temp_space(self, n_batch: int, n_time: int, mode: int) -> None:
-        if self._temp_key == (n_batch, n_time, mode):
-            return
+    def _size_temp_space(self, mode: int) -> None:
+        """Work and reserve space for the data descriptors as set now. cuDNN's sizes may depend on
+        the lengths too, so they are asked every call (a host call); buffers only ever grow."""
         work, reserve = ctypes.c_size_t(), ctypes.c_size_t()
         api.cudnnGetRNNTempSpaceSizes(self._handle.value, self._rnn.value, mode, self._x_desc.value,
                                       ctypes.byref(work), ctypes.byref(reserve))
-        self._work = self._cuda.device_array(work.value, np.uint8)
-        self._reserve = self._cuda.device_array(reserve.value, np.uint8)
-        self._temp_key = (n_batch, n_time, mode)
+        if self._work is None or self._work.size < work.value:
+            self._work = self._cuda.device_array(work.value, np.uint8)
+        if self._reserve is None or self._reserve.size < reserve.value:
+            self._reserve = self._cuda.device_array(reserve.value, np.uint8)
 
     def close(self) -> None:
         """Free the descriptors and the handle now (device memory goes with its arrays)."""
