@@ -189,6 +189,9 @@ def environment() -> dict:
             found[name] = __import__(name).__version__
         except Exception as err:  # a missing peer only drops its rows
             found[name] = f"not available ({type(err).__name__}: {err})"
+    from lstmgen.devices import unavailable
+
+    found["lstmgen_targets_unavailable"] = unavailable()
     try:
         import torch
 
