@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import lstmgen
+from lstmgen import reference
 from lstmgen.lower.plan import NOT_PROBED, choose_target, cudnn_ineligible_reason, explain
 from lstmgen.spec import LSTMSpec
 
@@ -109,3 +110,27 @@ def test_each_call_goes_where_its_mask_and_inputs_can_run(monkeypatch, use_cudnn
     assert layer._call_target(host, holes) == "cpu"
     assert layer._call_target(device, holes) == ("cuda" if cuda_why_not is None else "cpu")
     assert "runs on cuda when its inputs are device arrays" in layer.explain()
+
+
+class _DeviceCopy:
+    """Stands for a device array holding `array`: all the CPU path may do with it is copy it home."""
+
+    def __init__(self, array):
+        self._array, self.shape = array, array.shape
+
+    def copy_to_host(self):
+        return self._array.copy()
+
+
+def test_a_cpu_call_takes_a_stateful_layers_states_from_the_device():
+    """After a call on cuDNN a stateful layer's states are device arrays; a call cuDNN cannot run
+    then runs on cpu from host copies of them."""
+    rng = np.random.default_rng(3)
+    layer = lstmgen.LSTM(3, stateful=True, return_sequences=True, return_state=True)
+    x = rng.normal(size=(2, 4, 5)).astype(np.float32)
+    layer.build(x.shape)
+    states = [rng.normal(size=(2, 3)).astype(np.float32) for _ in range(2)]
+    layer._states = [_DeviceCopy(s) for s in states]
+    expected = reference.forward(layer.spec, *layer.get_weights(), x, initial_state=states)
+    for actual, e in zip(layer(x), expected):
+        np.testing.assert_allclose(actual, e, rtol=2e-5, atol=2e-6)

@@ -118,3 +118,15 @@ def test_a_mask_with_holes_on_device_inputs_runs_on_the_cuda_target():
     actual = layer(cuda.to_device(x), mask=holes)
     assert layer._cuda is not None and layer._cudnn is None
     _assert_reference(layer, [a.copy_to_host() for a in actual], x, mask=holes)
+
+
+def test_a_stateful_layer_carries_its_states_between_cudnn_and_cpu_calls():
+    rng = np.random.default_rng(7)
+    layer, x = _layer(rng, use_cudnn="auto", stateful=True, return_sequences=True)
+    holes = rng.random((N_BATCH, N_TIME)) > 0.3
+    holes[:, 0] = False
+    states = [np.zeros((N_BATCH, UNITS), np.float32)] * 2
+    for mask in (_right_padded([12, 3, 7, 1, 12]), holes, None):  # cuDNN, then cpu, then cuDNN
+        actual = layer(x, mask=mask)
+        _assert_reference(layer, actual, x, mask=mask, initial_state=states)
+        states = layer.states
