@@ -162,7 +162,7 @@ class LSTM:
         n_batch, n_time = (x.shape[1], x.shape[0]) if spec.time_major else x.shape[:2]
         mask = self._check_mask(mask, n_batch, n_time)
         # A stateful layer's states are on the device after a call on cuDNN.
-        h0, c0 = (_host_copy(s) if hasattr(s, "copy_to_host") else s
+        h0, c0 = (s.copy_to_host() if hasattr(s, "copy_to_host") else s
                   for s in self._initial_state(initial_state, n_batch))
         if spec.unroll and spec.timesteps not in (None, n_time):
             raise ValueError(f"inputs for layer {self.name!r}: {n_time} time steps, but the unrolled "
