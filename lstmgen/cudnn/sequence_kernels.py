@@ -7,6 +7,8 @@ from numba import cuda
 
 @cuda.jit
 def to_cudnn(x, lengths, input_mask, go_backwards, time_major, out):
+    """x [N, T, C] ([T, N, C] when time_major) in; lengths [N] int32 in; input_mask [N, C] in, or
+    [0, 0] for none; out [N, T, C] out: cuDNN's padded batch-major input."""
     i = cuda.grid(1)
     n_batch, n_time, n_in = out.shape
     if i >= n_batch * n_time * n_in:
@@ -24,6 +26,8 @@ def to_cudnn(x, lengths, input_mask, go_backwards, time_major, out):
 
 @cuda.jit
 def keras_sequence(y, hy, lengths, go_backwards, zero_output, time_major, out):
+    """y [N, T, H] and hy [N, H] in (cuDNN's); lengths [N] int32 in; out [N, T, H] ([T, N, H] when
+    time_major) out: the layer's return_sequences output."""
     i = cuda.grid(1)
     n_batch, n_time, units = y.shape
     if i >= n_batch * n_time * units:
@@ -48,6 +52,8 @@ def keras_sequence(y, hy, lengths, go_backwards, zero_output, time_major, out):
 
 @cuda.jit
 def last_output(hy, lengths, n_time, out):
+    """hy [N, H] in; lengths [N] int32 in; out [N, H] out: hy, zeros where a sample's last step
+    is masked (forward with zero_output_for_mask)."""
     i = cuda.grid(1)
     n_batch, units = out.shape
     if i >= n_batch * units:
