@@ -5,7 +5,7 @@ call runs on cuDNN."""
 from numba import cuda
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def to_cudnn(x, lengths, input_mask, go_backwards, time_major, out):
     """x [N, T, C] ([T, N, C] when time_major) in; lengths [N] int32 in; input_mask [N, C] in, or
     [0, 0] for none; out [N, T, C] out: cuDNN's padded batch-major input."""
@@ -24,7 +24,7 @@ def to_cudnn(x, lengths, input_mask, go_backwards, time_major, out):
     out[n, t, c] = value
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def keras_sequence(y, hy, lengths, go_backwards, zero_output, time_major, out):
     """y [N, T, H] and hy [N, H] in (cuDNN's); lengths [N] int32 in; out [N, T, H] ([T, N, H] when
     time_major) out: the layer's return_sequences output."""
@@ -50,7 +50,7 @@ def keras_sequence(y, hy, lengths, go_backwards, zero_output, time_major, out):
         out[n, k, h] = value
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def last_output(hy, lengths, n_time, out):
     """hy [N, H] in; lengths [N] int32 in; out [N, H] out: hy, zeros where a sample's last step
     is masked (forward with zero_output_for_mask)."""
