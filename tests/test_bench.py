@@ -40,6 +40,9 @@ def test_bench_times_the_mkl_code_wherever_mkl_is_installed(monkeypatch, tmp_pat
     report = json.loads((tmp_path / "cpu.json").read_text())
     assert report["lstmgen_blas"] == "mkl"
     assert report["cases"][0]["lstmgen_process"] == "its own"
+    latency = report["compile_latency"]
+    assert set(latency) == {"cold_s", "warm_s", "cold_masked_s", "warm_masked_s"}
+    assert latency["cold_masked_s"] > latency["warm_masked_s"] > 0
 
 
 def test_time_call_makes_at_least_its_calls_and_fills_its_budget():
