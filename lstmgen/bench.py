@@ -3,7 +3,8 @@
 Every case runs all implementations in one process on the same weights and inputs, checks that
 their outputs agree, then times each (median and spread of repeated runs, input projection
 included) and reports the best peer's median over lstmgen's. Peers that are not installed are
-skipped with a note. Compile latency is measured in fresh processes, cold and with a warm cache.
+skipped with a note. Compile latency is measured in fresh processes, cold and with a warm cache,
+for a call without a mask and one with a mask.
 """
 
 import argparse
