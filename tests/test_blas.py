@@ -107,6 +107,11 @@ def random_mask(rng, kind, n_batch: int, n_time: int) -> np.ndarray:
 @pytest.mark.parametrize("blas_name", BLAS_CHOICES)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_layer_matches_reference(monkeypatch, blas_name, case):
+    check_layer_against_reference(monkeypatch, blas_name, case)
+
+
+def check_layer_against_reference(monkeypatch, blas_name, case):
+    """Run a layer of `case` on `blas_name` against the float64 reference; return the layer."""
     skip_without(blas_name)
     monkeypatch.setenv(blas.ENV, blas_name)
     case = dict(case)
@@ -137,6 +142,7 @@ def test_layer_matches_reference(monkeypatch, blas_name, case):
     tolerance = dict(rtol=2e-5, atol=2e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-10)
     for got, want in zip(ours, expected):
         np.testing.assert_allclose(got, want, **tolerance)
+    return layer
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -151,7 +157,7 @@ def test_mkl_packed_kernel_serves_fewer_rows(dtype, units, rows):
     rng = np.random.default_rng(units)
     recurrent_kernel = rng.normal(size=(units, 4 * units)).astype(dtype)
     h = rng.normal(size=(rows, units)).astype(dtype)
-    packed = module._packed_recurrent_kernel(recurrent_kernel, rows)
+    packed = module._packed(recurrent_kernel, rows)
     tolerance = 1e-5 if dtype == "float32" else 1e-12
     for m in range(rows + 1):
         zh = np.full((m, 4 * units), np.nan, dtype)
@@ -206,3 +212,35 @@ def test_mkl_module_without_mkl_raises_import_error(monkeypatch, tmp_path):
     with pytest.raises(ImportError, match="generated for MKL .* the mkl package is not installed"):
         import_module(path)
     sys.modules.pop(path.stem, None)
+
+
+STEPWISE_CASES = [
+    dict(dtype="float32", n_batch=7, n_time=20, input_dim=32, units=64),
+    dict(dtype="float64", n_batch=7, n_time=20, input_dim=32, units=64, go_backwards=True),
+    # Time-major parts of the batch are strided views of x: step t's rows are read in place.
+    dict(dtype="float32", n_batch=5, n_time=6, input_dim=5, units=4, time_major=True,
+         return_sequences=False),
+    dict(dtype="float64", n_batch=1, n_time=30, input_dim=4, units=16, use_bias=False),
+]
+
+
+@pytest.mark.parametrize("blas_name", BLAS_CHOICES)
+@pytest.mark.parametrize("case", STEPWISE_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_layer_projects_each_step_where_zx_would_be_big(monkeypatch, blas_name, case):
+    """forward_stepwise (each step's input projected right before the step), which the layer
+    takes for parts whose zx would be tens of MB, here for every call, split into parts."""
+    from lstmgen import batch_threads, runtime
+
+    monkeypatch.setattr(runtime, "STEPWISE_MIN_ROWS", 1)
+    monkeypatch.setattr(runtime, "STEPWISE_MIN_ZX_BYTES", 0)
+    monkeypatch.setattr(batch_threads, "MIN_MULTIPLY_ADDS_PER_PART", 1)
+    layer = check_layer_against_reference(monkeypatch, blas_name, case)
+    assert [stepwise for *_, stepwise in layer._entries] == [True]
+
+
+def test_parts_project_each_step_only_where_zx_would_be_big():
+    from lstmgen.runtime import _projects_by_step
+
+    assert _projects_by_step(64, 100, 512, 4)  # the large benchmark's part: zx 52 MB
+    assert not _projects_by_step(32, 100, 256, 4)  # the batch case's: 13 MB, measured no faster
+    assert not _projects_by_step(16, 50, 64, 4) and not _projects_by_step(1, 100000, 512, 4)

@@ -201,11 +201,13 @@ def test_aliases_share_the_variant_of_their_canonical_name():
 def test_entry_points_and_their_parameters(rendered):
     for name, (key, _, tree) in rendered.items():
         funcs = _functions(tree)
-        for ep in cpu.entry_points(key):
+        for ep in cpu.cpu_entry_points(key):
             assert tuple(a.arg for a in funcs[ep.name].args.args) == ep.params, (name, ep.name)
             assert tuple(a.arg for a in funcs[ep.name + "_into"].args.args) == ep.into_params
         assert {"forward", "forward_masked", "step", "step_masked", "_project"} <= set(funcs)
         expected = {"forward", "forward_masked"}
+        if key.unrolled_timesteps is None:
+            expected |= {"forward_stepwise"}
         if key.input_mask_count or key.recurrent_mask_count:
             expected |= {"forward_train", "forward_train_masked"}
         expected |= {f + "_into" for f in expected}

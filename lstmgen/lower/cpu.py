@@ -10,23 +10,26 @@ from lstmgen.version import GENERATOR_VERSION
 TEMPLATE = "cpu/lstm.py.j2"
 
 
-# Buffers a `<entry point>_into` function writes: scratch zx [N*T, 4H] and zh [N, 4H], then
-# the results output, h and c. The runtime owns them; `<entry point>` allocates them.
+# Buffers a `<entry point>_into` function writes: scratch zx [N*T, 4H] (zx_step [N, 4H] when it
+# projects step by step) and zh [N, 4H], then the results output, h and c. The runtime owns them;
+# `<entry point>` allocates them.
 BUFFERS = ("zx", "zh", "output", "h", "c")
 
 
 @dataclass(frozen=True)
 class EntryPoint:
-    """One generated whole-sequence function: inference or training, with or without a mask."""
+    """One generated whole-sequence function: inference or training, with or without a mask;
+    `stepwise`: the input projection of each step right before the step, not of all steps first."""
 
     name: str
     masked: bool
     training: bool
     params: tuple  # input argument names, in order; `_into` adds BUFFERS
+    stepwise: bool = False
 
     @property
     def into_params(self) -> tuple:
-        return self.params + BUFFERS
+        return self.params + (("zx_step",) + BUFFERS[1:] if self.stepwise else BUFFERS)
 
 
 # Where each `_into` argument keeps its batch rows, so that a caller can run parts of the batch
@@ -127,6 +130,14 @@ def entry_points(key: VariantKey) -> tuple:
     return tuple(points)
 
 
+def cpu_entry_points(key: VariantKey) -> tuple:
+    """entry_points, plus `forward_stepwise` where the steps run in a loop (not unrolled)."""
+    points = entry_points(key)
+    if key.unrolled_timesteps is not None:
+        return points
+    return points + (EntryPoint("forward_stepwise", False, False, points[0].params, stepwise=True),)
+
+
 def activation_source(value, dtype: str) -> str:
     """Code uses the vectorizable approximation for its dtype where the registry has one."""
     return source(value, dtype)
@@ -214,7 +225,7 @@ def lower(key: VariantKey) -> CpuContext:
         output_units="PROJ_SIZE" if key.proj_size else "UNITS",
         gate_inputs=gate_inputs(key),
         unrolled_steps=steps,
-        entry_points=entry_points(key),
+        entry_points=cpu_entry_points(key),
         step_params=", ".join(step_params),
         step_masked_params=", ".join(step_params + ("mask_t",)),
         blas=key.blas,
