@@ -287,7 +287,7 @@ class LSTM:
         self.spec = spec
         self._entries.clear()  # looked up for the old spec
 
-    def _entry(self, unrolled_steps, masked: bool, training: bool, stepwise: bool = False) -> tuple:
+    def _entry(self, unrolled_steps, masked: bool, training: bool, stepwise: bool) -> tuple:
         """The generated `_into` function for this call's variant, looked up once per layer."""
         found = self._entries.get((unrolled_steps, masked, training, stepwise))
         if found is None:
@@ -301,7 +301,7 @@ class LSTM:
             self._entries[(unrolled_steps, masked, training, stepwise)] = found
         return found
 
-    def _buffers(self, n_batch: int, n_time: int, stepwise: bool = False) -> dict:
+    def _buffers(self, n_batch: int, n_time: int, stepwise: bool) -> dict:
         """Reused scratch (zx [N*T, 4H], or zx_step [N, 4H]; zh [N, 4H]) and fresh result arrays."""
         units, gates = self.spec.output_size, 4 * self.spec.units
         if self._scratch_shape != (n_batch, n_time, stepwise):
@@ -314,8 +314,8 @@ class LSTM:
             output = np.empty((n_time, n_batch, units), self.dtype)
         else:
             output = np.empty((n_batch, n_time, units), self.dtype)
-        return {"zx_step" if stepwise else "zx": self._scratch[0], "zh": self._scratch[1], "output": output,
-                "h": np.empty((n_batch, units), self.dtype),
+        return {"zx_step" if stepwise else "zx": self._scratch[0], "zh": self._scratch[1],
+                "output": output, "h": np.empty((n_batch, units), self.dtype),
                 "c": np.empty((n_batch, self.spec.units), self.dtype)}
 
     def _check_inputs(self, inputs) -> np.ndarray:
