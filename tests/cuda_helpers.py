@@ -41,3 +41,21 @@ def load_gpu_bench():
     spec.loader.exec_module(module)
     module.REPEATS, module.BUDGET_PER_SIDE_S = 1, 0.0
     return module
+
+
+def padded_cudnn_forward(units, kernel, recurrent, bias, x, lengths, h0, c0):
+    """A NumPy stand-in for cudnnRNNForward on padded batch-major x [N, T, C] (float64): the
+    reference run on each sample's first lengths[n] steps; y [N, T, H] zero past them, and the
+    states after the last valid step."""
+    import numpy as np
+
+    from lstmgen import reference
+
+    plain = LSTMSpec(units, return_sequences=True, return_state=True)
+    y = np.zeros((len(lengths), x.shape[1], units))
+    hy, cy = np.empty((len(lengths), units)), np.empty((len(lengths), units))
+    for n, length in enumerate(lengths):
+        out, h, c = reference.forward(plain, kernel, recurrent, bias, x[n:n + 1, :length],
+                                      initial_state=[h0[n:n + 1], c0[n:n + 1]])
+        y[n, :length], hy[n], cy[n] = out[0], h[0], c[0]
+    return y, hy, cy

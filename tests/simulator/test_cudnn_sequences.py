@@ -1,10 +1,9 @@
 """The device side of the cuDNN path around cudnnRNNForward, in the simulator: cuDNN's padded
 answer turned into Keras's by lstmgen.cudnn.sequences' kernels.
 
-A NumPy stand-in for cudnnRNNForward (the reference run on each sample's valid prefix, y
-zero-filled past it, the final states of that prefix) goes between to_cudnn and from_cudnn, and
-the result must equal the reference with the right-padded mask, for every flag that changes it,
-with and without input dropout.
+A NumPy stand-in for cudnnRNNForward (cuda_helpers.padded_cudnn_forward) goes between to_cudnn
+and from_cudnn, and the result must equal the reference with the right-padded mask, for every flag
+that changes it, with and without input dropout.
 """
 
 import itertools
@@ -17,21 +16,9 @@ from lstmgen import reference
 from lstmgen.cudnn.sequences import from_cudnn, lengths_from_mask, to_cudnn
 from lstmgen.spec import LSTMSpec
 
+from cuda_helpers import padded_cudnn_forward
+
 N, T, C, H = 4, 6, 3, 5
-
-
-def _fake_cudnn(spec, kernel, recurrent, bias, x, lengths, h0, c0):
-    """What cuDNN returns for padded batch-major x [N, T, C]: y [N, T, H], hy, cy."""
-    plain = LSTMSpec(spec.units, return_sequences=True, return_state=True)
-    y = np.zeros((len(lengths), x.shape[1], spec.units))
-    hy, cy = np.empty((len(lengths), spec.units)), np.empty((len(lengths), spec.units))
-    for n, length in enumerate(lengths):
-        out, h, c = reference.forward(plain, kernel, recurrent, bias, x[n:n + 1, :length],
-                                      initial_state=[h0[n:n + 1], c0[n:n + 1]])
-        y[n, :length], hy[n], cy[n] = out[0], h[0], c[0]
-    return y, hy, cy
-
-
 FLAGS = list(itertools.product([False, True], repeat=4))
 
 
@@ -51,7 +38,7 @@ def test_padded_cudnn_outputs_become_keras_masked_outputs(go_backwards, zero_out
     d_lengths = cuda.to_device(lengths)
     d_x = to_cudnn(spec, cuda.to_device(x), d_lengths,
                    None if input_mask is None else cuda.to_device(input_mask))
-    y, hy, cy = _fake_cudnn(spec, kernel, recurrent, bias, d_x.copy_to_host(), lengths, h0, c0)
+    y, hy, cy = padded_cudnn_forward(H, kernel, recurrent, bias, d_x.copy_to_host(), lengths, h0, c0)
     expected = reference.forward(spec, kernel, recurrent, bias, x, mask=mask, initial_state=[h0, c0],
                                  input_masks=None if input_mask is None else input_mask[None])
     output = from_cudnn(spec, cuda.to_device(y), cuda.to_device(hy), lengths, d_lengths)
