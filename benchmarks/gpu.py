@@ -131,12 +131,18 @@ def keras_side(weights, x, mask=None, training=False, **layer_kwargs) -> Side:
     inputs = keras.ops.convert_to_tensor(x)
     keras_mask = None if mask is None else keras.ops.convert_to_tensor(mask)
 
+    # Forward only, as lstmgen computes: no autograd graph behind the weights.
+    def call():
+        with torch.no_grad():
+            return layer(inputs, mask=keras_mask, training=training)
+
     def result():
         # a torch tensor (keras.ops.convert_to_numpy warns on torch 2.13's __array__)
-        return layer(inputs, mask=keras_mask, training=False).detach().cpu().numpy()
+        with torch.no_grad():
+            return layer(inputs, mask=keras_mask, training=False).cpu().numpy()
 
     sync = torch.cuda.synchronize if torch.cuda.is_available() else _no_sync
-    return Side(lambda: layer(inputs, mask=keras_mask, training=training), result, sync)
+    return Side(call, result, sync)
 
 
 def compare(label: str, ours: Side, theirs: Side, flops: float) -> dict:
