@@ -9,6 +9,7 @@ numba.cuda is imported only here and only when asked, so CPU-only use pays nothi
 
 import importlib.util
 import os
+from abc import ABC, abstractmethod
 from functools import lru_cache
 from typing import Optional
 
@@ -78,7 +79,7 @@ def host_array(value) -> np.ndarray:
     return _device(value).copy_to_host() if is_device_array(value) else np.asarray(value)
 
 
-class DeviceRunner:
+class DeviceRunner(ABC):
     """One layer's calls on the GPU, computed by a subclass's `_run`.
 
     Device inputs are used without a copy and give device results; host inputs are copied there
@@ -103,7 +104,7 @@ class DeviceRunner:
         n_batch, n_time = (x.shape[1], x.shape[0]) if spec.time_major else (x.shape[0], x.shape[1])
         if mask is not None:
             mask = (_checked_device("mask", layer, mask, (n_batch, n_time), np.bool_)
-                    if is_device_array(mask) else _device(layer._check_mask(mask, n_batch, n_time)))
+                    if is_device_array(mask) else layer._check_mask(mask, n_batch, n_time))
         h0, c0 = self._initial_state(initial_state, n_batch)
         input_masks, recurrent_masks = layer._call_dropout_masks(n_batch, training)
         output, h, c = self._run(x, mask, h0, c0,
@@ -121,10 +122,11 @@ class DeviceRunner:
             layer._activity_losses = []
         return result if spec.return_state else result[0]
 
+    @abstractmethod
     def _run(self, x, mask, h0, c0, input_masks, recurrent_masks) -> tuple:
-        """(output, h, c) on the device for device x, mask [N, T] or None, h0, c0, and the
-        call's dropout masks ([K, N, C] and [K, N, H], or None)."""
-        raise NotImplementedError
+        """(output, h, c) on the device for device x, h0, c0, the mask [N, T] (on the device or
+        the host, as the caller gave it) or None, and the call's dropout masks ([K, N, C] and
+        [K, N, H], or None): CudaRunner's kernels, or CudnnRunner's cudnnRNNForward."""
 
     def _initial_state(self, initial_state, n_batch: int) -> tuple:
         layer, units = self._layer, self._layer.spec.units
@@ -159,8 +161,8 @@ class CudaRunner(DeviceRunner):
         module = VARIANTS.get(key)
         entry = next(e for e in cuda_entry_points(key) if e.masked == (mask is not None)
                      and e.training == (input_masks is not None or recurrent_masks is not None))
-        values = {"x": x, "h0": h0, "c0": c0, "mask": mask, "input_masks": input_masks,
-                  "recurrent_masks": recurrent_masks,
+        values = {"x": x, "h0": h0, "c0": c0, "mask": None if mask is None else _device(mask),
+                  "input_masks": input_masks, "recurrent_masks": recurrent_masks,
                   **dict(zip(spec.weight_names, self._device_weights())),
                   **self._buffers(n_batch, n_time)}
         function = getattr(module, entry.name + "_into")

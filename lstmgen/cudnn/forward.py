@@ -9,7 +9,7 @@ import ctypes
 
 import numpy as np
 
-from lstmgen.cuda_runtime import DeviceRunner
+from lstmgen.cuda_runtime import DeviceRunner, host_array
 from lstmgen.cudnn import bindings as b
 from lstmgen.cudnn.bindings import api
 from lstmgen.cudnn.descriptors import (DropoutDescriptor, Handle, RNNDataDescriptor, RNNDescriptor,
@@ -32,7 +32,7 @@ class CudnnRunner(DeviceRunner):
             self._forward = CudnnForward(spec)
         n_batch, n_time = (x.shape[1], x.shape[0]) if spec.time_major else x.shape[:2]
         # A right-padded mask is all cuDNN needs: each sample's length.
-        lengths = lengths_from_mask(None if mask is None else mask.copy_to_host(), n_batch, n_time)
+        lengths = lengths_from_mask(None if mask is None else host_array(mask), n_batch, n_time)
         return self._forward(self._layer._weights, x, lengths, h0, c0,
                              None if input_masks is None else input_masks[0])
 
