@@ -99,6 +99,7 @@ class CpuContext(CommonContext):
     step_masked_params: str
     blas: str  # "mkl" or "numpy" (lower.plan.BLAS_CHOICES)
     mkl_prefix: str  # "s" or "d": MKL's name letter for the dtype (cblas_sgemm, cblas_dgemm)
+    native: tuple  # (param, shape expression) of native_forward_into's arrays; empty: none
 
 
 def weight_params(key: VariantKey) -> tuple:
@@ -136,6 +137,32 @@ def cpu_entry_points(key: VariantKey) -> tuple:
     if key.unrolled_timesteps is not None:
         return points
     return points + (EntryPoint("forward_stepwise", False, False, points[0].params, stepwise=True),)
+
+
+# The one entry point with a native twin (lstmgen.native), `native_forward_into`: pointers to
+# forward_into's arrays (native_shapes), then a pointer to the buffer recurrent_kernel is packed
+# into, then n_batch, n_time and the buffer's size in bytes.
+NATIVE_ENTRY = "forward"
+
+
+def native_shapes(key: VariantKey) -> tuple:
+    """(param, shape expression) of each array native_forward_into views through a pointer, in
+    forward_into's order; empty where the variant has no native twin. Only MKL code can have one
+    (NumPy's BLAS is reached through Numba's runtime), and not unrolled or projected code (both
+    reshape arrays, which may raise: a native library must not need Numba's runtime)."""
+    if key.blas != "mkl" or key.unrolled_timesteps is not None or key.proj_size:
+        return ()
+    if key.return_sequences:
+        output = "(n_time, n_batch, UNITS)" if key.time_major else "(n_batch, n_time, UNITS)"
+    else:
+        output = "(n_batch, UNITS)"
+    shapes = {"x": "(n_batch * n_time, INPUT_DIM)",  # zx's rows: x's steps and rows in memory order
+              **{name: repr(shape) for name, shape in weight_shapes(key)},
+              "h0": "(n_batch, UNITS)", "c0": "(n_batch, UNITS)", "zx": "(n_batch * n_time, GATES)",
+              "zh": "(n_batch, GATES)", "output": output, "h": "(n_batch, UNITS)",
+              "c": "(n_batch, UNITS)"}
+    entry = next(e for e in entry_points(key) if e.name == NATIVE_ENTRY)
+    return tuple((param, shapes[param]) for param in entry.into_params)
 
 
 def activation_source(value, dtype: str) -> str:
@@ -230,4 +257,5 @@ def lower(key: VariantKey) -> CpuContext:
         step_masked_params=", ".join(step_params + ("mask_t",)),
         blas=key.blas,
         mkl_prefix={"float32": "s", "float64": "d"}[key.dtype],
+        native=native_shapes(key),
     )

@@ -1,0 +1,224 @@
+"""Native libraries: a variant's forward_into compiled ahead of time into a shared library that
+runs without Numba's JIT.
+
+A process that finds one starts in a fraction of the time: no Numba import, no set-up of its
+CPU target (which imports scipy), nothing loaded from Numba's cache (measured: 0.45 s from process
+start to a small layer's first result with Numba's cache warm, BENCHMARKS.md has the native
+figure). Loading one takes ctypes only.
+
+Built from the generated module's `native_forward_into` (forward_into's body on pointers, see
+lower.cpu.native_shapes): numba.cfunc compiles it, every function but the entry is made internal
+and the module optimized again, so that what remains undefined is exactly what the code calls.
+Code that needs Numba's runtime (allocation, exceptions, NumPy's BLAS through Numba) shows there,
+and the build is refused unless MKL and the C maths library provide every symbol. The system's C
+compiler (`cc`) links the object against libmkl_rt. The file name carries everything the machine
+code depends on: the generated module's name (its spec), the generator, Numba's and llvmlite's
+versions, MKL's path and the CPU.
+"""
+
+import ctypes
+import ctypes.util
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from lstmgen import blas
+from lstmgen.lower.cpu import native_shapes
+from lstmgen.lower.plan import VariantKey
+from lstmgen.sources import generator_digest
+
+ENV = "LSTMGEN_NATIVE"
+ENTRY_SYMBOL = "lstmgen_native_forward_into"
+_CBLAS_ROW_MAJOR_B_MATRIX = 162  # CblasBMatrix: which operand cblas_?gemm_pack_get_size sizes
+_ALIGNMENT = 64
+
+
+class NativeUnavailable(Exception):
+    """This variant gets no native library here; the message says why."""
+
+
+def enabled() -> bool:
+    """Whether native libraries are built and used: on Linux, unless $LSTMGEN_NATIVE is 0."""
+    return sys.platform.startswith("linux") and os.environ.get(ENV, "1").strip() != "0"
+
+
+def supported(key: VariantKey) -> bool:
+    return enabled() and bool(native_shapes(key))
+
+
+@functools.lru_cache(maxsize=1)
+def _machine_id() -> str:
+    """What the machine code depends on besides the variant, hashed (cheap: no Numba import)."""
+    with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+        cpu = [line for line in f if line.startswith(("model name", "flags"))][:2]
+    parts = [generator_digest(), metadata.version("numba"), metadata.version("llvmlite"),
+             str(blas.mkl_runtime()), *cpu]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def library_path(key: VariantKey, directory: Path) -> Path:
+    return Path(directory) / f"{key.module_name}.native-{_machine_id()}.so"
+
+
+def why_not_path(library: Path) -> Path:
+    """Where a refused build leaves its reason, so that later processes do not build again."""
+    return library.with_suffix(".why-not")
+
+
+def build(key: VariantKey, module, path: Path) -> None:
+    """Compile `module`'s native_forward_into (the generated module of `key`) into the library
+    at `path`, written whole or not at all. NativeUnavailable if it cannot run without Numba."""
+    import llvmlite.binding as ll
+    import numba
+    from numba import types
+
+    compiler = shutil.which("cc")
+    if compiler is None:
+        raise NativeUnavailable("no C compiler (cc) on the PATH to link a native library")
+    pointer = types.CPointer(types.float32 if key.dtype == "float32" else types.float64)
+    signature = types.void(*[pointer] * len(native_shapes(key)), types.CPointer(types.uint8),
+                           types.intp, types.intp, types.intp)
+    compiled = numba.cfunc(signature, **module.CODEGEN_OPTIONS)(module.native_forward_into)
+    llvm_module = ll.parse_assembly(compiled.inspect_llvm())
+    for function in llvm_module.functions:
+        if function.name == compiled.native_name:
+            function.name = ENTRY_SYMBOL
+        elif not function.is_declaration:
+            function.linkage = "internal"
+    for variable in llvm_module.global_variables:
+        if not variable.is_declaration:
+            variable.linkage = "internal"
+    machine = ll.Target.from_default_triple().create_target_machine(
+        cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3,
+        reloc="pic", codemodel="default")
+    # Optimized again with everything internal: what only served Numba's wrappers goes.
+    passes = ll.create_pass_builder(machine, ll.create_pipeline_tuning_options(speed_level=3))
+    passes.getModulePassManager().run(llvm_module, passes)
+    needed = sorted({f.name for f in llvm_module.functions
+                     if f.is_declaration and not f.name.startswith("llvm.")}
+                    | {v.name for v in llvm_module.global_variables if v.is_declaration})
+    foreign = [name for name in needed if not _provided_outside_numba(name)]
+    if foreign:
+        raise NativeUnavailable("its code needs Numba's runtime (it calls " + ", ".join(foreign)
+                                + ")")
+    mkl = blas.mkl_runtime()
+    with tempfile.TemporaryDirectory() as scratch:
+        obj = Path(scratch) / "forward.o"
+        obj.write_bytes(machine.emit_object(llvm_module))
+        linked = Path(scratch) / "forward.so"
+        result = subprocess.run([compiler, "-shared", "-o", str(linked), str(obj), mkl,
+                                 f"-Wl,-rpath,{Path(mkl).parent}", "-lm"],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise NativeUnavailable(f"cc could not link it: {result.stderr.strip()[:500]}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        shutil.copyfile(linked, temporary)
+        os.replace(temporary, path)  # whole or not at all, also against a concurrent build
+
+
+@functools.lru_cache(maxsize=None)
+def _provided_outside_numba(name: str) -> bool:
+    """Whether MKL or the C maths library defines `name` (MKL: the cblas functions it links)."""
+    if name.startswith("cblas_"):
+        return True
+    return hasattr(_libm(), name)
+
+
+@functools.lru_cache(maxsize=1)
+def _libm():
+    return ctypes.CDLL(ctypes.util.find_library("m"))
+
+
+@functools.lru_cache(maxsize=1)
+def _mkl():
+    """libmkl_rt, sequential, as generated modules set it (the library links the same file)."""
+    library = ctypes.CDLL(blas.mkl_runtime(), mode=ctypes.RTLD_LOCAL)
+    library.MKL_Set_Threading_Layer(1)  # MKL_THREADING_SEQUENTIAL
+    return library
+
+
+class NativeForward:
+    """forward_into of one variant, run by its native library: the same arguments (NumPy arrays
+    in the `_into` order), for C-contiguous arrays of the variant's dtype and shapes; a call with
+    any other array runs `jit()` (the generated module's forward_into) instead."""
+
+    def __init__(self, key: VariantKey, path: Path, jit):
+        self._jit = jit
+        params = [param for param, _ in native_shapes(key)]
+        self._h, self._zx = params.index("h"), params.index("zx")
+        _mkl()  # loaded and set sequential first: the library links the same file
+        function = getattr(ctypes.CDLL(str(path)), ENTRY_SYMBOL)
+        function.restype = None
+        function.argtypes = ([ctypes.c_void_p] * (len(native_shapes(key)) + 1)
+                             + [ctypes.c_ssize_t] * 3)
+        self._function = function
+        self._pack_size = getattr(_mkl(), f"cblas_{'s' if key.dtype == 'float32' else 'd'}"
+                                          "gemm_pack_get_size")
+        self._pack_size.restype = ctypes.c_size_t
+        self._pack_size.argtypes = [ctypes.c_int] * 4
+        self._gates, self._state_size = 4 * key.units, key.units
+        self._packed_sizes = {}
+
+    def __call__(self, *arrays) -> None:
+        if not all(a.flags.c_contiguous for a in arrays):
+            self._jit()(*arrays)
+            return
+        n_batch = arrays[self._h].shape[0]
+        n_time = arrays[self._zx].shape[0] // n_batch if n_batch else 0  # zx: N*T rows
+        if n_batch == 0 or n_time == 0:
+            self._jit()(*arrays)  # nothing to pack or to run: let the generated code say so
+            return
+        size = self._packed_sizes.get(n_batch)
+        if size is None:
+            size = self._packed_sizes[n_batch] = self._pack_size(
+                _CBLAS_ROW_MAJOR_B_MATRIX, n_batch, self._gates, self._state_size)
+        buffer = np.empty(size + _ALIGNMENT, np.uint8)
+        packed = buffer.ctypes.data + (-buffer.ctypes.data % _ALIGNMENT)
+        self._function(*[a.ctypes.data for a in arrays], packed, n_batch, n_time, size)
+
+
+def forward_into(key: VariantKey, directory: Path, module):
+    """A NativeForward for `key`, built into `directory` if it is not there yet; else (the build
+    was refused, here or by an earlier process) the generated module's forward_into.
+
+    `module()` returns the generated module, imported only where it is needed: a process that
+    finds the library imports neither it nor Numba.
+    """
+    path = library_path(key, directory)
+    jit = lambda: module().forward_into  # noqa: E731
+    if not path.exists() and not why_not_path(path).exists():
+        try:
+            build(key, module(), path)
+        except NativeUnavailable as refused:
+            _write_atomically(why_not_path(path), f"{refused}\n")
+    if path.exists():
+        return NativeForward(key, path, jit)
+    return jit()
+
+
+def why_not(key: VariantKey, directory: Path):
+    """Why `key` runs without a native library (None when it has one or none was tried yet)."""
+    if not enabled():
+        return f"{ENV}=0" if sys.platform.startswith("linux") else "native libraries need Linux"
+    if not native_shapes(key):
+        return "only MKL code that is neither unrolled nor projected has a native library"
+    try:
+        return why_not_path(library_path(key, directory)).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
