@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lstmgen.blas import choice as blas_choice
 from lstmgen.blas import mkl_runtime
+from lstmgen import native
 from lstmgen.devices import unavailable
 from lstmgen.errors import SpecError
 from lstmgen.lower.plan import BLAS_CHOICES, KNOWN_TARGETS, REQUESTABLE, TARGETS, explain, generation_key
@@ -67,6 +68,7 @@ def info() -> str:
     mkl = mkl_runtime()
     lines.append(f"cpu BLAS: {'mkl (' + mkl + ')' if mkl else 'numpy (the mkl wheel is not installed)'}"
                  f"; a layer takes {blas_choice()}")
+    lines.append(f"native libraries: {native.status()}")
     lines.append("targets:")
     for target in KNOWN_TARGETS:
         state = "available" if target in TARGETS else "not available in this build"

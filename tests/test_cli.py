@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lstmgen import native
 from lstmgen.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +45,7 @@ def test_info_lists_versions_and_targets(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "numba" in out and "cpu: available" in out
+    assert f"native libraries: {native.status()}" in out
     # No GPU on CI machines: the device targets' lines say why they cannot run here.
     assert "cuda: built, but cannot run here: no CUDA driver" in out
     assert "cudnn: built, but cannot run here: no CUDA driver" in out

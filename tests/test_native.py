@@ -1,0 +1,206 @@
+"""Native libraries (lstmgen.native): forward_into compiled ahead of time, run through ctypes.
+
+Each library is checked against the generated module's own forward_into (the JIT code it is
+compiled from) and, through layers, against the float64 reference; a warm start is checked to
+import neither Numba nor the generated module.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+import lstmgen
+from lstmgen import blas, native, reference
+from lstmgen.cache import VARIANTS
+from lstmgen.lower.cpu import native_shapes
+from lstmgen.lower.plan import VariantKey
+from lstmgen.spec import LSTMSpec
+from blas_helpers import skip_without
+
+pytestmark = pytest.mark.skipif(not native.enabled(), reason="native libraries need Linux")
+
+SPECS = [
+    dict(units=16, input_dim=5),
+    dict(units=8, input_dim=3, dtype="float64", go_backwards=True, return_sequences=False),
+    dict(units=12, input_dim=4, time_major=True, use_bias=False, activation="relu"),
+    dict(units=8, input_dim=6, use_recurrent_bias=True, use_peepholes=True, clip=1.5,
+         input_forget=True, recurrent_activation="hard_sigmoid"),
+]
+
+
+def _arrays(key: VariantKey, rng, n_batch: int, n_time: int) -> list:
+    """forward_into's arguments for `key`: random inputs, weights and states; empty results."""
+    dtype, gates = np.dtype(key.dtype), 4 * key.units
+    values = {"x": rng.normal(size=(n_time, n_batch, key.input_dim) if key.time_major
+                              else (n_batch, n_time, key.input_dim)),
+              "h0": rng.normal(size=(n_batch, key.units)), "c0": rng.normal(size=(n_batch, key.units))}
+    for param, shape in native_shapes(key):
+        if param not in values and param not in ("zx", "zh", "output", "h", "c"):
+            values[param] = rng.normal(0, 0.4, eval(shape))  # a weight: its shape is a literal
+    values = {k: v.astype(dtype) for k, v in values.items()}
+    output = ((n_time, n_batch) if key.time_major else (n_batch, n_time)) if key.return_sequences else (n_batch,)
+    values.update(zx=np.full((n_batch * n_time, gates), np.nan, dtype),
+                  zh=np.full((n_batch, gates), np.nan, dtype),
+                  output=np.full(output + (key.units,), np.nan, dtype),
+                  h=np.full((n_batch, key.units), np.nan, dtype),
+                  c=np.full((n_batch, key.units), np.nan, dtype))
+    return [values[param] for param, _ in native_shapes(key)]
+
+
+@pytest.mark.parametrize("fields", SPECS, ids=lambda f: "-".join(f"{k}={v}" for k, v in f.items()))
+def test_library_computes_what_forward_into_does(tmp_path, fields):
+    skip_without("mkl")
+    key = VariantKey.from_spec(LSTMSpec(**fields), "cpu", "mkl")
+    module = VARIANTS.get(key)
+    path = native.library_path(key, tmp_path)
+    native.build(key, module, path)
+    run = native.NativeForward(key, path, jit=lambda: pytest.fail("the library was not used"))
+    rng = np.random.default_rng(zlib.crc32(repr(fields).encode()))
+    for n_batch, n_time in ((3, 7), (1, 1), (9, 2)):  # one library for any batch and length
+        ours = _arrays(key, rng, n_batch, n_time)
+        theirs = [a.copy() for a in ours]
+        run(*ours)
+        module.forward_into(*theirs)
+        tolerance = 1e-6 if key.dtype == "float32" else 1e-13
+        for got, want in zip(ours[-3:], theirs[-3:]):  # output, h, c
+            np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
+
+
+def test_arrays_it_cannot_take_go_to_forward_into(tmp_path):
+    """A strided array (a part of a time-major batch) runs the JIT code instead."""
+    skip_without("mkl")
+    key = VariantKey.from_spec(LSTMSpec(4, input_dim=3, time_major=True), "cpu", "mkl")
+    path = native.library_path(key, tmp_path)
+    native.build(key, VARIANTS.get(key), path)
+    calls = []
+    run = native.NativeForward(key, path, jit=lambda: lambda *a: calls.append(a))
+    arrays = _arrays(key, np.random.default_rng(1), 4, 5)
+    arrays[0] = arrays[0][:, :2]  # x: two of four rows, strided
+    run(*arrays)
+    assert len(calls) == 1 and calls[0][0] is arrays[0]
+
+
+def test_variants_that_need_numbas_runtime_have_none():
+    spec = LSTMSpec(4, input_dim=3)
+    assert native_shapes(VariantKey.from_spec(spec, "cpu", "mkl"))
+    assert not native_shapes(VariantKey.from_spec(spec, "cpu", "numpy"))  # np.dot: Numba's BLAS
+    assert not native_shapes(VariantKey.from_spec(spec.replace(unroll=True, timesteps=3), "cpu", "mkl"))
+    assert not native_shapes(VariantKey.from_spec(spec.replace(proj_size=2), "cpu", "mkl"))
+
+
+def test_a_refused_build_is_recorded_and_not_tried_again(tmp_path, monkeypatch):
+    skip_without("mkl")
+    key = VariantKey.from_spec(LSTMSpec(5, input_dim=2), "cpu", "mkl")
+    monkeypatch.setattr(native, "_provided_outside_numba", lambda name: False)
+    function = native.forward_into(key, tmp_path, lambda: VARIANTS.get(key))
+    assert function is VARIANTS.get(key).forward_into
+    assert not native.library_path(key, tmp_path).exists()
+    assert "needs Numba's runtime (it calls cblas_sgemm" in native.why_not(key, tmp_path)
+
+    def build(*args):
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(native, "build", build)
+    assert native.forward_into(key, tmp_path, lambda: VARIANTS.get(key)) is function
+
+
+def test_a_failed_link_leaves_no_library(tmp_path, monkeypatch):
+    skip_without("mkl")
+    key = VariantKey.from_spec(LSTMSpec(5, input_dim=2), "cpu", "mkl")
+    monkeypatch.setattr(native.shutil, "which", lambda name: "/bin/false")
+    path = native.library_path(key, tmp_path)
+    with pytest.raises(native.NativeUnavailable, match="cc could not link it"):
+        native.build(key, VARIANTS.get(key), path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_compiler_no_library(tmp_path, monkeypatch):
+    key = VariantKey.from_spec(LSTMSpec(5, input_dim=2), "cpu", "mkl")
+    monkeypatch.setattr(native.shutil, "which", lambda name: None)
+    with pytest.raises(native.NativeUnavailable, match=r"no C compiler \(cc\)"):
+        native.build(key, None, native.library_path(key, tmp_path))
+
+
+def test_switched_off_by_the_environment(monkeypatch):
+    key = VariantKey.from_spec(LSTMSpec(5, input_dim=2), "cpu", "mkl")
+    monkeypatch.setenv(native.ENV, "0")
+    assert not native.supported(key)
+    assert native.why_not(key, "unused") == "LSTMGEN_NATIVE=0"
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+def test_layer_on_the_library_matches_the_reference(monkeypatch, time_major):
+    """Through the layer, with the batch split into parts (contiguous batch-major parts run the
+    library, strided time-major ones the JIT code): both against the float64 reference."""
+    skip_without("mkl")
+    monkeypatch.setenv(blas.ENV, "mkl")
+    rng = np.random.default_rng(7)
+    layer = lstmgen.LSTM(64, return_sequences=True, return_state=True, time_major=time_major)
+    weights = [rng.normal(0, 0.3, s) for s in [(32, 256), (64, 256), (256,)]]
+    layer.set_weights(weights)
+    x = rng.normal(size=(40, 9, 32) if time_major else (9, 40, 32))
+    initial = [rng.normal(size=(9, 64)) for _ in range(2)]
+    ours = layer(x, initial_state=initial)
+    key = VariantKey.from_spec(layer.spec, "cpu", "mkl")
+    assert native.library_path(key, VARIANTS.directory).exists()
+    assert isinstance(layer._entries[(None, False, False, False)][0], native.NativeForward)
+    expected = reference.forward(layer.spec, *weights, x, initial_state=initial)
+    for got, want in zip(ours, expected):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+_WARM_START = """
+import json, sys
+import numpy as np, lstmgen
+rng = np.random.default_rng(3)
+layer = lstmgen.LSTM(16, return_sequences=True)
+layer.set_weights([rng.normal(0, 0.3, s) for s in [(4, 64), (16, 64), (64,)]])
+out = layer(rng.normal(size=(3, 6, 4)))
+print(json.dumps({"numba": "numba" in sys.modules, "out": out.tolist()}))
+"""
+
+
+def test_a_warm_start_imports_neither_numba_nor_the_generated_module(tmp_path):
+    skip_without("mkl")
+    env = dict(os.environ, LSTMGEN_CACHE_DIR=str(tmp_path), LSTMGEN_BLAS="mkl")
+    runs = [json.loads(subprocess.run([sys.executable, "-c", _WARM_START], env=env, check=True,
+                                      capture_output=True, text=True).stdout)
+            for _ in range(2)]
+    jit = json.loads(subprocess.run([sys.executable, "-c", _WARM_START], check=True, text=True,
+                                    env=dict(env, LSTMGEN_NATIVE="0"), capture_output=True).stdout)
+    assert [r["numba"] for r in runs] == [True, False]  # the first run compiled and built
+    assert jit["numba"] is True
+    np.testing.assert_allclose(runs[1]["out"], jit["out"], rtol=1e-6, atol=1e-6)
+    assert runs[0]["out"] == runs[1]["out"]
+
+
+def test_a_build_that_fails_unexpectedly_warns_and_runs_the_jit_code(tmp_path, monkeypatch):
+    skip_without("mkl")
+    key = VariantKey.from_spec(LSTMSpec(5, input_dim=2), "cpu", "mkl")
+    monkeypatch.setattr(native, "build", lambda *args: 1 / 0)
+    with pytest.warns(RuntimeWarning, match="build failed: ZeroDivisionError"):
+        function = native.forward_into(key, tmp_path, lambda: VARIANTS.get(key))
+    assert function is VARIANTS.get(key).forward_into
+    assert list(tmp_path.iterdir()) == []  # nothing recorded: the next process tries again
+
+
+def test_a_library_that_does_not_load_warns_and_runs_the_jit_code(tmp_path):
+    skip_without("mkl")
+    key = VariantKey.from_spec(LSTMSpec(5, input_dim=2), "cpu", "mkl")
+    native.library_path(key, tmp_path).write_bytes(b"not a shared library")
+    with pytest.warns(RuntimeWarning, match="does not load"):
+        function = native.forward_into(key, tmp_path, lambda: VARIANTS.get(key))
+    assert function is VARIANTS.get(key).forward_into
+
+
+def test_status_says_why_they_are_off(monkeypatch):
+    monkeypatch.setenv(native.ENV, "0")
+    assert native.status() == "off (LSTMGEN_NATIVE=0)"
+    monkeypatch.setenv(native.ENV, "1")
+    monkeypatch.setattr(native.shutil, "which", lambda name: None)
+    assert native.status() == "off (no C compiler, cc, on the PATH to link them)"
