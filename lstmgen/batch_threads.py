@@ -18,7 +18,11 @@ import os
 import threading
 import time
 
+import numpy as np
+
+from lstmgen import native
 from lstmgen.blas_threads import single_threaded_blas
+from lstmgen.cache import default_directory
 from lstmgen.lower.cpu import ZX_ROWS
 
 # Fewer rows per part measured slower: the recurrent product of one row costs nearly what two do.
@@ -111,22 +115,43 @@ def run_pair(first, second, concurrent: bool) -> tuple:
 SPIN_S = 0.002
 POLL_S = 50e-6
 # Having seen a new job, a worker spins this much longer before it takes the GIL: the caller
-# holds the GIL until its own part starts (3-5 us), and a thread that waits for the GIL sleeps.
-GIL_HANDOFF_S = 10e-6
+# holds the GIL until its own part starts (3-5 us through Numba's dispatcher, 6-8 through a
+# native library's ctypes call), and a thread that waits for the GIL sleeps. Measured on the
+# small case (interleaved, five runs): at 10 us the native library's calls ran 5-10% slower than
+# Numba's, at 15-20 us within 2%, and Numba's own were no slower at 20 than at 10.
+GIL_HANDOFF_S = 20e-6
 _JOB, _DONE = 0, 8  # a worker's flags (jobs started, finished), a cache line apart
 
 
 @functools.lru_cache(maxsize=1)
 def _spin():
-    """lstmgen.spin, imported when the first worker starts: it imports Numba."""
-    from lstmgen import spin
+    """The spin functions (lstmgen.spin's), found when the first worker starts: from a native
+    library where there is one (no Numba import), else lstmgen.spin (it imports Numba)."""
+    functions = native.spin_functions(default_directory())
+    if functions is None:
+        from lstmgen import spin as functions
+    return functions
 
-    return spin
+
+def flags(count: int) -> np.ndarray:
+    """Zeroed int64 flags at indices 0, 8, 16, ...: `count` of them, each on a cache line of its own."""
+    return np.zeros(8 * count, np.int64)
+
+
+def turns_per_second(spin) -> float:
+    """How many turns of `spin`'s loop (wait_while) this CPU makes in a second (a `pause` is
+    10-140 cycles)."""
+    still = flags(1)  # stays 0: every turn is spent
+    spin.wait_while(still, 0, 0, 1, 0)  # compile or load outside the timing
+    count = 20000
+    start = time.perf_counter()
+    spin.wait_while(still, 0, 0, count, 0)
+    return count / max(time.perf_counter() - start, 1e-9)
 
 
 @functools.lru_cache(maxsize=1)
 def _turns_per_second() -> float:
-    return _spin().turns_per_second()
+    return turns_per_second(_spin())
 
 
 def _turns(seconds: float) -> int:
@@ -144,7 +169,7 @@ class _Worker:
 
     def __init__(self, cpu):
         self.cpu = cpu  # the CPU it keeps to, or None
-        self._flags = _spin().flags(2)
+        self._flags = flags(2)
         self._jobs = 0
         self._job = self._error = None
         self._mutex = threading.Lock()  # orders _sleeping against start(): no lost wake-up

@@ -39,6 +39,8 @@ from lstmgen.sources import generator_digest
 
 ENV = "LSTMGEN_NATIVE"
 ENTRY_SYMBOL = "lstmgen_native_forward_into"
+SPIN_SYMBOLS = {"wait_while": "lstmgen_wait_while",
+                "store_then_wait_while": "lstmgen_store_then_wait_while"}
 _CBLAS_ROW_MAJOR_B_MATRIX = 162  # CblasBMatrix: which operand cblas_?gemm_pack_get_size sizes
 _ALIGNMENT = 64
 
@@ -78,26 +80,40 @@ def why_not_path(library: Path) -> Path:
 def build(key: VariantKey, module, path: Path) -> None:
     """Compile `module`'s native_forward_into (the generated module of `key`) into the library
     at `path`, written whole or not at all. NativeUnavailable if it cannot run without Numba."""
+    from numba import types
+
+    pointer = types.CPointer(types.float32 if key.dtype == "float32" else types.float64)
+    signature = types.void(*[pointer] * len(native_shapes(key)), types.CPointer(types.uint8),
+                           types.intp, types.intp, types.intp)
+    _build_library({ENTRY_SYMBOL: (module.native_forward_into, signature)},
+                   module.CODEGEN_OPTIONS, [blas.mkl_runtime()], path)
+
+
+def _build_library(entries: dict, options: dict, libraries: list, path: Path) -> None:
+    """Compile each Python function of `entries` (symbol -> (function, Numba signature)) with
+    numba.cfunc(signature, **options) into one shared library at `path`, linked to `libraries`."""
     import llvmlite.binding as ll
     import numba
-    from numba import types
 
     compiler = shutil.which("cc")
     if compiler is None:
         raise NativeUnavailable("no C compiler (cc) on the PATH to link a native library")
-    pointer = types.CPointer(types.float32 if key.dtype == "float32" else types.float64)
-    signature = types.void(*[pointer] * len(native_shapes(key)), types.CPointer(types.uint8),
-                           types.intp, types.intp, types.intp)
-    compiled = numba.cfunc(signature, **module.CODEGEN_OPTIONS)(module.native_forward_into)
-    llvm_module = ll.parse_assembly(compiled.inspect_llvm())
-    for function in llvm_module.functions:
-        if function.name == compiled.native_name:
-            function.name = ENTRY_SYMBOL
-        elif not function.is_declaration:
-            function.linkage = "internal"
-    for variable in llvm_module.global_variables:
-        if not variable.is_declaration:
-            variable.linkage = "internal"
+    llvm_module = None
+    for symbol, (function, signature) in entries.items():
+        compiled = numba.cfunc(signature, **options)(function)
+        part = ll.parse_assembly(compiled.inspect_llvm())
+        for defined in part.functions:
+            if defined.name == compiled.native_name:
+                defined.name = symbol
+            elif not defined.is_declaration:
+                defined.linkage = "internal"
+        for variable in part.global_variables:
+            if not variable.is_declaration:
+                variable.linkage = "internal"
+        if llvm_module is None:
+            llvm_module = part
+        else:
+            llvm_module.link_in(part)
     machine = ll.Target.from_default_triple().create_target_machine(
         cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3,
         reloc="pic", codemodel="default")
@@ -111,14 +127,13 @@ def build(key: VariantKey, module, path: Path) -> None:
     if foreign:
         raise NativeUnavailable("its code needs Numba's runtime (it calls " + ", ".join(foreign)
                                 + ")")
-    mkl = blas.mkl_runtime()
     with tempfile.TemporaryDirectory() as scratch:
-        obj = Path(scratch) / "forward.o"
+        obj = Path(scratch) / "library.o"
         obj.write_bytes(machine.emit_object(llvm_module))
-        linked = Path(scratch) / "forward.so"
-        result = subprocess.run([compiler, "-shared", "-o", str(linked), str(obj), mkl,
-                                 f"-Wl,-rpath,{Path(mkl).parent}", "-lm"],
-                                capture_output=True, text=True)
+        linked = Path(scratch) / "library.so"
+        rpaths = [f"-Wl,-rpath,{Path(library).parent}" for library in libraries]
+        result = subprocess.run([compiler, "-shared", "-o", str(linked), str(obj), *libraries,
+                                 *rpaths, "-lm"], capture_output=True, text=True)
         if result.returncode != 0:
             raise NativeUnavailable(f"cc could not link it: {result.stderr.strip()[:500]}")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,25 +227,84 @@ def forward_into(key: VariantKey, directory: Path, module):
     `module()` returns the generated module, imported only where it is needed: a process that
     finds the library imports neither it nor Numba.
     """
-    path = library_path(key, directory)
     jit = lambda: module().forward_into  # noqa: E731
+    built = _built(library_path(key, directory), lambda path: build(key, module(), path),
+                   key.module_name)
+    return _loaded(built, lambda path: NativeForward(key, path, jit)) or jit()
+
+
+def spin_functions(directory: Path):
+    """lstmgen.spin's wait_while and store_then_wait_while from a native library, built into
+    `directory` if it is not there yet; None where there is none (then lstmgen.spin serves)."""
+    if not enabled():
+        return None
+    source = Path(__file__).with_name("spin.py").read_bytes()
+    path = Path(directory) / (f"lstmgen_spin.native-{_machine_id()}-"
+                              f"{hashlib.sha256(source).hexdigest()[:12]}.so")
+    return _loaded(_built(path, _build_spin, "lstmgen.spin"), NativeSpin)
+
+
+def _build_spin(path: Path) -> None:
+    from numba import types
+
+    from lstmgen import spin
+
+    flags, index = types.CPointer(types.int64), types.intp
+    entries = {SPIN_SYMBOLS["wait_while"]: (spin.native_wait_while, types.int64(
+                   flags, index, index, types.int64, types.int64, types.int64)),
+               SPIN_SYMBOLS["store_then_wait_while"]: (spin.native_store_then_wait_while, types.int64(
+                   flags, index, index, types.int64, index, types.int64, types.int64, types.int64))}
+    _build_library(entries, {}, [], path)
+
+
+class NativeSpin:
+    """lstmgen.spin's two functions, the same arguments, run by its native library (without
+    the GIL, as ctypes calls C)."""
+
+    def __init__(self, path: Path):
+        library = ctypes.CDLL(str(path))
+        self._wait = getattr(library, SPIN_SYMBOLS["wait_while"])
+        self._wait.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t] + [ctypes.c_int64] * 3
+        self._store_wait = getattr(library, SPIN_SYMBOLS["store_then_wait_while"])
+        self._store_wait.argtypes = ([ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t,
+                                      ctypes.c_int64, ctypes.c_ssize_t] + [ctypes.c_int64] * 3)
+        self._wait.restype = self._store_wait.restype = ctypes.c_int64
+
+    def wait_while(self, flags, index, value, turns, then_turns) -> int:
+        return self._wait(_address(flags), flags.size, index, value, turns, then_turns)
+
+    def store_then_wait_while(self, flags, store_index, store_value, index, value, turns,
+                              then_turns) -> int:
+        return self._store_wait(_address(flags), flags.size, store_index, store_value, index,
+                                value, turns, then_turns)
+
+
+def _built(path: Path, build, user: str):
+    """`path` if the library there exists, built first (build(path)) if no process tried yet;
+    else None: the build was refused (recorded beside it: not tried again) or failed (a warning,
+    and the next process tries again)."""
     if not path.exists() and not why_not_path(path).exists():
         try:
-            build(key, module(), path)
+            build(path)
         except NativeUnavailable as refused:
             _write_atomically(why_not_path(path), f"{refused}\n")
-        except Exception as error:  # a faster start is not worth failing a call: next time again
-            warnings.warn(f"lstmgen: {key.module_name} runs without a native library, whose "
-                          f"build failed: {error!r}", RuntimeWarning, stacklevel=2)
-            return jit()
-    if not path.exists():
-        return jit()  # refused, here or by an earlier process (why_not says why)
+        except Exception as error:  # a faster start is not worth failing a call
+            warnings.warn(f"lstmgen: {user} runs without a native library, whose build failed: "
+                          f"{error!r}", RuntimeWarning, stacklevel=3)
+            return None
+    return path if path.exists() else None
+
+
+def _loaded(path, load):
+    """load(path), or None without a library or where it does not load (a warning)."""
+    if path is None:
+        return None
     try:
-        return NativeForward(key, path, jit)
-    except OSError as error:  # e.g. its MKL is gone: the file name changes with MKL's path
+        return load(path)
+    except OSError as error:
         warnings.warn(f"lstmgen: the native library {path} does not load ({error}); running "
-                      "the generated module", RuntimeWarning, stacklevel=2)
-        return jit()
+                      "Numba's code instead", RuntimeWarning, stacklevel=3)
+        return None
 
 
 def status() -> str:

@@ -9,10 +9,8 @@ sibling thread and power.
 """
 
 import platform
-import time
 
 import numba
-import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.extending import intrinsic
@@ -84,16 +82,13 @@ def store_then_wait_while(flags, store_index, store_value, index, value, turns, 
     return wait_while(flags, index, value, turns, then_turns)
 
 
-def turns_per_second() -> float:
-    """How many turns of the spin loop this CPU makes in a second (a `pause` is 10-140 cycles)."""
-    still = flags(1)  # stays 0: every turn is spent
-    wait_while(still, 0, 0, 1, 0)  # compile or load outside the timing
-    count = 20000
-    start = time.perf_counter()
-    wait_while(still, 0, 0, count, 0)
-    return count / max(time.perf_counter() - start, 1e-9)
+# The same on a pointer to `count` flags: the bodies lstmgen.native compiles with numba.cfunc
+# into a library that runs without Numba (not Numba functions themselves).
+def native_wait_while(flags_pointer, count, index, value, turns, then_turns):
+    return wait_while(numba.carray(flags_pointer, (count,)), index, value, turns, then_turns)
 
 
-def flags(count: int) -> np.ndarray:
-    """Zeroed int64 flags at indices 0, 8, 16, ...: `count` of them, each on a cache line of its own."""
-    return np.zeros(8 * count, np.int64)
+def native_store_then_wait_while(flags_pointer, count, store_index, store_value, index, value,
+                                 turns, then_turns):
+    return store_then_wait_while(numba.carray(flags_pointer, (count,)), store_index, store_value,
+                                 index, value, turns, then_turns)

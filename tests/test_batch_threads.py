@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import lstmgen
-from lstmgen import batch_threads, reference
+from lstmgen import batch_threads, native, reference
 
 
 @pytest.fixture
@@ -153,10 +153,22 @@ def test_a_caller_waits_past_its_spin_for_a_long_job_and_gets_its_error(short_sp
     worker.join()
 
 
-def test_spin_wait_returns_a_change_made_by_another_thread_or_the_value_after_its_budget():
-    from lstmgen import spin
+@pytest.fixture(params=["numba", "native"])
+def spin(request, tmp_path):
+    """The spin functions workers use: lstmgen.spin (Numba), and the native library of them."""
+    if request.param == "numba":
+        from lstmgen import spin
 
-    flags = spin.flags(2)
+        return spin
+    if not native.enabled():
+        pytest.skip("native libraries need Linux")
+    functions = native.spin_functions(tmp_path)
+    assert isinstance(functions, native.NativeSpin)
+    return functions
+
+
+def test_spin_wait_returns_a_change_made_by_another_thread_or_the_value_after_its_budget(spin):
+    flags = batch_threads.flags(2)
     assert spin.wait_while(flags, 8, 0, 1000, 0) == 0  # nothing changed: budget spent
     timer = threading.Timer(0.01, lambda: spin.store_then_wait_while(flags, 8, 7, 0, 0, 0, 0))
     timer.start()
@@ -165,12 +177,26 @@ def test_spin_wait_returns_a_change_made_by_another_thread_or_the_value_after_it
     assert flags.tolist() == [0] * 8 + [7] + [0] * 7
 
 
-def test_spin_turns_are_calibrated_to_time_spent():
+def test_spin_turns_are_calibrated_to_time_spent(spin):
     """A budget of turns_per_second() * 0.01 turns on an unchanging flag spins for about 10 ms
     (at least 2: a loop that returned early would make workers' spin budgets meaningless)."""
-    from lstmgen import spin
-
-    turns = int(spin.turns_per_second() * 0.01)
+    turns = int(batch_threads.turns_per_second(spin) * 0.01)
     start = time.perf_counter()
-    assert spin.wait_while(spin.flags(1), 0, 0, turns, 0) == 0
+    assert spin.wait_while(batch_threads.flags(1), 0, 0, turns, 0) == 0
     assert time.perf_counter() - start >= 0.002
+
+
+def test_workers_take_the_native_spin_functions_where_there_are_some(monkeypatch, tmp_path):
+    if not native.enabled():
+        pytest.skip("native libraries need Linux")
+    monkeypatch.setenv("LSTMGEN_CACHE_DIR", str(tmp_path))
+    batch_threads._spin.cache_clear()
+    try:
+        assert isinstance(batch_threads._spin(), native.NativeSpin)
+        monkeypatch.setenv(native.ENV, "0")
+        batch_threads._spin.cache_clear()
+        from lstmgen import spin
+
+        assert batch_threads._spin() is spin
+    finally:
+        batch_threads._spin.cache_clear()

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import zlib
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -123,7 +124,8 @@ def test_no_compiler_no_library(tmp_path, monkeypatch):
     key = VariantKey.from_spec(LSTMSpec(5, input_dim=2), "cpu", "mkl")
     monkeypatch.setattr(native.shutil, "which", lambda name: None)
     with pytest.raises(native.NativeUnavailable, match=r"no C compiler \(cc\)"):
-        native.build(key, None, native.library_path(key, tmp_path))
+        native.build(key, SimpleNamespace(native_forward_into=None, CODEGEN_OPTIONS={}),
+                     native.library_path(key, tmp_path))
 
 
 def test_switched_off_by_the_environment(monkeypatch):
