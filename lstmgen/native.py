@@ -1,19 +1,20 @@
-"""Native libraries: a variant's forward_into compiled ahead of time into a shared library that
-runs without Numba's JIT.
+"""Native libraries: a variant's inference entry points (forward_into, forward_masked_into) and
+the worker threads' spin loops compiled ahead of time into shared libraries that run without
+Numba's JIT.
 
-A process that finds one starts in a fraction of the time: no Numba import, no set-up of its
-CPU target (which imports scipy), nothing loaded from Numba's cache (measured: 0.45 s from process
-start to a small layer's first result with Numba's cache warm, BENCHMARKS.md has the native
-figure). Loading one takes ctypes only.
+A process that finds them starts in a fraction of the time: no Numba import, no set-up of its
+CPU target (which imports scipy), nothing loaded from Numba's cache (measured: 0.47 s from
+process start to a small layer's first result with Numba's cache warm, 0.12 s with the library).
+Loading one takes ctypes only.
 
-Built from the generated module's `native_forward_into` (forward_into's body on pointers, see
-lower.cpu.native_shapes): numba.cfunc compiles it, every function but the entry is made internal
-and the module optimized again, so that what remains undefined is exactly what the code calls.
-Code that needs Numba's runtime (allocation, exceptions, NumPy's BLAS through Numba) shows there,
-and the build is refused unless MKL and the C maths library provide every symbol. The system's C
-compiler (`cc`) links the object against libmkl_rt. The file name carries everything the machine
-code depends on: the generated module's name (its spec), the generator, Numba's and llvmlite's
-versions, MKL's path and the CPU.
+Built from the generated module's `native_<entry>_into` (the `_into` body on pointers, scratch
+from the caller: lower.cpu.native_shapes): numba.cfunc compiles it, every function but the entry
+is made internal and the module optimized again, so that what remains undefined is exactly what
+the code calls. Code that needs Numba's runtime (allocation, exceptions, NumPy's BLAS through
+Numba) shows there, and the build is refused unless MKL and the C maths library provide every
+symbol. The system's C compiler (`cc`) links the object against libmkl_rt. The file name carries
+everything the machine code depends on: the generated module's name (its spec), the entry, the
+generator, Numba's and llvmlite's versions, MKL's path and the CPU.
 """
 
 import ctypes
@@ -33,12 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from lstmgen import blas
-from lstmgen.lower.cpu import native_shapes
+from lstmgen.lower.cpu import PADDING_SCRATCH, native_shapes
 from lstmgen.lower.plan import VariantKey
 from lstmgen.sources import generator_digest
 
 ENV = "LSTMGEN_NATIVE"
-ENTRY_SYMBOL = "lstmgen_native_forward_into"
 SPIN_SYMBOLS = {"wait_while": "lstmgen_wait_while",
                 "store_then_wait_while": "lstmgen_store_then_wait_while"}
 _CBLAS_ROW_MAJOR_B_MATRIX = 162  # CblasBMatrix: which operand cblas_?gemm_pack_get_size sizes
@@ -54,8 +54,12 @@ def enabled() -> bool:
     return sys.platform.startswith("linux") and os.environ.get(ENV, "1").strip() != "0"
 
 
-def supported(key: VariantKey) -> bool:
-    return enabled() and bool(native_shapes(key))
+def supported(key: VariantKey, entry_name: str) -> bool:
+    return enabled() and bool(native_shapes(key, entry_name))
+
+
+def _symbol(entry_name: str) -> str:
+    return f"lstmgen_native_{entry_name}_into"
 
 
 @functools.lru_cache(maxsize=1)
@@ -68,8 +72,8 @@ def _machine_id() -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def library_path(key: VariantKey, directory: Path) -> Path:
-    return Path(directory) / f"{key.module_name}.native-{_machine_id()}.so"
+def library_path(key: VariantKey, entry_name: str, directory: Path) -> Path:
+    return Path(directory) / f"{key.module_name}.{entry_name}.native-{_machine_id()}.so"
 
 
 def why_not_path(library: Path) -> Path:
@@ -77,15 +81,20 @@ def why_not_path(library: Path) -> Path:
     return library.with_suffix(".why-not")
 
 
-def build(key: VariantKey, module, path: Path) -> None:
-    """Compile `module`'s native_forward_into (the generated module of `key`) into the library
-    at `path`, written whole or not at all. NativeUnavailable if it cannot run without Numba."""
+def build(key: VariantKey, entry_name: str, module, path: Path) -> None:
+    """Compile `module`'s native_<entry_name>_into (`module`: the generated module of `key`) into
+    the library at `path`, written whole or not at all. NativeUnavailable if it cannot run
+    without Numba."""
     from numba import types
 
-    pointer = types.CPointer(types.float32 if key.dtype == "float32" else types.float64)
-    signature = types.void(*[pointer] * len(native_shapes(key)), types.CPointer(types.uint8),
-                           types.intp, types.intp, types.intp)
-    _build_library({ENTRY_SYMBOL: (module.native_forward_into, signature)},
+    real = types.float32 if key.dtype == "float32" else types.float64
+    pointers = [types.CPointer(types.boolean if param == "mask" else real)
+                for param, _ in native_shapes(key, entry_name)]
+    pointers.append(types.CPointer(types.uint8))  # the packed recurrent kernel
+    if entry_name.endswith("masked"):
+        pointers += [types.CPointer(types.intp), types.CPointer(real)]  # padding scratch, h_active
+    signature = types.void(*pointers, types.intp, types.intp, types.intp)
+    _build_library({_symbol(entry_name): (getattr(module, f"native_{entry_name}_into"), signature)},
                    module.CODEGEN_OPTIONS, [blas.mkl_runtime()], path)
 
 
@@ -164,27 +173,27 @@ def _mkl():
 
 
 class NativeForward:
-    """forward_into of one variant, run by its native library: the same arguments (NumPy arrays
-    in the `_into` order), for C-contiguous arrays of the variant's dtype and shapes; a call with
-    any other array runs `jit()` (the generated module's forward_into) instead."""
+    """`<entry>_into` of one variant (forward or forward_masked), run by its native library: the
+    same arguments (NumPy arrays in the `_into` order), for C-contiguous arrays of the variant's
+    dtype and shapes; a call with any other array runs `jit()` (the generated function) instead."""
 
-    def __init__(self, key: VariantKey, path: Path, jit):
+    def __init__(self, key: VariantKey, entry_name: str, path: Path, jit):
         self._jit = jit
-        params = [param for param, _ in native_shapes(key)]
+        params = [param for param, _ in native_shapes(key, entry_name)]
         self._h, self._zx = params.index("h"), params.index("zx")
+        self._masked = entry_name.endswith("masked")
         _mkl()  # loaded and set sequential first: the library links the same file
-        function = getattr(ctypes.CDLL(str(path)), ENTRY_SYMBOL)
+        function = getattr(ctypes.CDLL(str(path)), _symbol(entry_name))
         function.restype = None
-        function.argtypes = ([ctypes.c_void_p] * (len(native_shapes(key)) + 1)
+        function.argtypes = ([ctypes.c_void_p] * (len(params) + (3 if self._masked else 1))
                              + [ctypes.c_ssize_t] * 3)
         self._function = function
         self._pack_size = getattr(_mkl(), f"cblas_{'s' if key.dtype == 'float32' else 'd'}"
                                           "gemm_pack_get_size")
         self._pack_size.restype = ctypes.c_size_t
         self._pack_size.argtypes = [ctypes.c_int] * 4
-        self._gates, self._state_size = 4 * key.units, key.units
-        self._packed_sizes = {}
-        self._buffers = threading.local()
+        self._dtype, self._units = np.dtype(key.dtype), key.units
+        self._scratch = threading.local()
 
     def __call__(self, *arrays) -> None:
         # Lean: a worker thread's part waits for the GIL until the caller's part has released it.
@@ -193,21 +202,27 @@ class NativeForward:
         if rows == 0 or None in addresses:
             self._jit()(*arrays)  # no steps (nothing to pack) or an array it cannot take
             return
-        self._function(*addresses, self._packed(n_batch), n_batch, rows // n_batch,
-                       self._packed_sizes[n_batch])
+        n_time = rows // n_batch
+        scratch = self._scratch_for(n_batch, n_time)
+        self._function(*addresses, *scratch[1:], n_batch, n_time, scratch[0])
 
-    def _packed(self, n_batch: int) -> int:
-        """The address of this thread's buffer for the kernel packed for n_batch rows (a thread
-        runs one call at a time; the pack overwrites it)."""
-        kept = getattr(self._buffers, "kept", None)
-        if kept is None or kept[0] != n_batch:
-            size = self._packed_sizes.get(n_batch)
-            if size is None:
-                size = self._packed_sizes[n_batch] = self._pack_size(
-                    _CBLAS_ROW_MAJOR_B_MATRIX, n_batch, self._gates, self._state_size)
-            buffer = np.empty(size + _ALIGNMENT, np.uint8)
-            start = _address(buffer)
-            kept = self._buffers.kept = (n_batch, buffer, start + (-start % _ALIGNMENT))
+    def _scratch_for(self, n_batch: int, n_time: int) -> tuple:
+        """(packed size, then the addresses of this thread's scratch: the packed kernel's buffer,
+        for masked calls also the padding scratch and h_active), made again when the call's
+        sizes change. A thread runs one call at a time, and a call overwrites its scratch."""
+        kept = getattr(self._scratch, "kept", None)
+        sizes = (n_batch, n_time if self._masked else None)
+        if kept is None or kept[0] != sizes:
+            size = self._pack_size(_CBLAS_ROW_MAJOR_B_MATRIX, n_batch, 4 * self._units,
+                                   self._units)
+            arrays = [np.empty(size + _ALIGNMENT, np.uint8)]
+            if self._masked:
+                scratch_size = eval(PADDING_SCRATCH, {}, {"n_batch": n_batch, "n_time": n_time})
+                arrays += [np.empty(scratch_size, np.intp),
+                           np.empty((n_batch, self._units), self._dtype)]
+            start = _address(arrays[0])
+            addresses = [start + (-start % _ALIGNMENT)] + [_address(a) for a in arrays[1:]]
+            kept = self._scratch.kept = (sizes, arrays, (size, *addresses))
         return kept[2]
 
 
@@ -220,17 +235,18 @@ def _address(array: np.ndarray, _view=ctypes.c_char.from_buffer, _at=ctypes.addr
         return array.ctypes.data if array.flags.c_contiguous else None
 
 
-def forward_into(key: VariantKey, directory: Path, module):
-    """A NativeForward for `key`, built into `directory` if it is not there yet; else (the build
-    was refused, here or by an earlier process) the generated module's forward_into.
+def entry_function(key: VariantKey, entry_name: str, directory: Path, module):
+    """A NativeForward for `key`'s `<entry_name>_into`, built into `directory` if it is not there
+    yet; else (the build was refused, here or by an earlier process) the generated function.
 
     `module()` returns the generated module, imported only where it is needed: a process that
     finds the library imports neither it nor Numba.
     """
-    jit = lambda: module().forward_into  # noqa: E731
-    built = _built(library_path(key, directory), lambda path: build(key, module(), path),
-                   key.module_name)
-    return _loaded(built, lambda path: NativeForward(key, path, jit)) or jit()
+    jit = lambda: getattr(module(), f"{entry_name}_into")  # noqa: E731
+    built = _built(library_path(key, entry_name, directory),
+                   lambda path: build(key, entry_name, module(), path),
+                   f"{key.module_name}.{entry_name}")
+    return _loaded(built, lambda path: NativeForward(key, entry_name, path, jit)) or jit()
 
 
 def spin_functions(directory: Path):
@@ -315,17 +331,20 @@ def status() -> str:
         return "off (no C compiler, cc, on the PATH to link them)"
     if blas.mkl_runtime() is None:
         return "off (they run MKL code: pip install 'lstmgen[mkl]')"
-    return "on (plain calls of MKL variants start without Numba)"
+    return "on (MKL variants' inference calls, masked or not, start without Numba)"
 
 
-def why_not(key: VariantKey, directory: Path):
-    """Why `key` runs without a native library (None when it has one or none was tried yet)."""
+def why_not(key: VariantKey, entry_name: str, directory: Path):
+    """Why `key`'s `<entry_name>_into` runs without a native library (None when it has one or
+    none was tried yet)."""
     if not enabled():
         return f"{ENV}=0" if sys.platform.startswith("linux") else "native libraries need Linux"
-    if not native_shapes(key):
-        return "only MKL code that is neither unrolled nor projected has a native library"
+    if not native_shapes(key, entry_name):
+        return ("only the inference entry points (forward, forward_masked) of MKL code that is "
+                "neither unrolled nor projected have native libraries")
     try:
-        return why_not_path(library_path(key, directory)).read_text(encoding="utf-8").strip()
+        path = why_not_path(library_path(key, entry_name, directory))
+        return path.read_text(encoding="utf-8").strip()
     except OSError:
         return None
 

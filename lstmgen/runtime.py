@@ -8,7 +8,7 @@ from lstmgen import batch_threads, blas, native
 from lstmgen.blas_threads import single_threaded_blas
 from lstmgen.cache import VARIANTS
 from lstmgen.devices import unavailable
-from lstmgen.lower.cpu import NATIVE_ENTRY, batch_axis, cpu_entry_points
+from lstmgen.lower.cpu import batch_axis, cpu_entry_points
 from lstmgen.lower.plan import (NOT_PROBED, VariantKey, choose_target, cuda_uncovered_reason,
                                 cudnn_ineligible_reason, explain)
 from lstmgen.spec import LSTMSpec
@@ -296,8 +296,9 @@ class LSTM:
             key = VariantKey.from_spec(spec, "cpu", blas.choice())
             entry = next(e for e in cpu_entry_points(key) if e.masked == masked
                          and e.training == training and e.stepwise == stepwise)
-            if entry.name == NATIVE_ENTRY and native.supported(key):
-                function = native.forward_into(key, VARIANTS.directory, lambda: VARIANTS.get(key))
+            if native.supported(key, entry.name):
+                function = native.entry_function(key, entry.name, VARIANTS.directory,
+                                                 lambda: VARIANTS.get(key))
             else:
                 function = getattr(VARIANTS.get(key), entry.name + "_into")
             found = (function, entry.into_params, [batch_axis(p, key) for p in entry.into_params],

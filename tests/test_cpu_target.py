@@ -251,7 +251,8 @@ def nested_order(mask):
     """(nested, order, active) from the generated _nested_order."""
     module = VARIANTS.get(VariantKey.from_spec(LSTMSpec(2, input_dim=1), "cpu", "numpy"))
     order, active = np.empty(mask.shape[0], np.intp), np.empty(mask.shape[1], np.intp)
-    return module._nested_order(mask, order, active), order, active
+    counts = np.full(mask.shape[0] + mask.shape[1] + 1, 99, np.intp)  # scratch: set before use
+    return module._nested_order(mask, order, active, counts), order, active
 
 
 @given(lengths=st.lists(st.integers(0, 6), min_size=1, max_size=6), left=st.booleans(),
@@ -293,7 +294,8 @@ def test_masked_projection_fills_every_row_a_step_reads(blas_name, lengths):
     mask[3, 4] = False  # a hole
     whole, part = (np.full((n_batch * n_time, 4 * units), np.nan, np.float32) for _ in range(2))
     module._project(x, kernel, bias, whole)
-    module._project_used(x, kernel, bias, mask, part)
+    bounds = np.full(2 * n_batch, -7, np.intp)  # scratch: set before use
+    module._project_used(x, x.reshape(n_batch * n_time, input_dim), kernel, bias, mask, part, bounds)
     by_row = lengths.sum() < module.USED_STEPS_TO_PROJECT_BY_ROW * n_batch * n_time
     assert by_row == (lengths.sum() == 40)
     for n, length in enumerate(lengths):

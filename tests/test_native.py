@@ -22,6 +22,7 @@ from lstmgen.lower.cpu import native_shapes
 from lstmgen.lower.plan import VariantKey
 from lstmgen.spec import LSTMSpec
 from blas_helpers import skip_without
+from test_blas import random_mask
 
 pytestmark = pytest.mark.skipif(not native.enabled(), reason="native libraries need Linux")
 
@@ -34,14 +35,18 @@ SPECS = [
 ]
 
 
-def _arrays(key: VariantKey, rng, n_batch: int, n_time: int) -> list:
-    """forward_into's arguments for `key`: random inputs, weights and states; empty results."""
+MASKS = ["right-padded", "left-padded", True]  # padded sequences (nested rows), holes
+
+
+def _arrays(key: VariantKey, entry_name: str, rng, n_batch: int, n_time: int, mask=None) -> list:
+    """`<entry_name>_into`'s arguments for `key`: random inputs, weights and states, the mask
+    (a random_mask kind); results and scratch full of NaN."""
     dtype, gates = np.dtype(key.dtype), 4 * key.units
     values = {"x": rng.normal(size=(n_time, n_batch, key.input_dim) if key.time_major
                               else (n_batch, n_time, key.input_dim)),
               "h0": rng.normal(size=(n_batch, key.units)), "c0": rng.normal(size=(n_batch, key.units))}
-    for param, shape in native_shapes(key):
-        if param not in values and param not in ("zx", "zh", "output", "h", "c"):
+    for param, shape in native_shapes(key, entry_name):
+        if param not in values and param not in ("mask", "zx", "zh", "output", "h", "c"):
             values[param] = rng.normal(0, 0.4, eval(shape))  # a weight: its shape is a literal
     values = {k: v.astype(dtype) for k, v in values.items()}
     output = ((n_time, n_batch) if key.time_major else (n_batch, n_time)) if key.return_sequences else (n_batch,)
@@ -50,73 +55,92 @@ def _arrays(key: VariantKey, rng, n_batch: int, n_time: int) -> list:
                   output=np.full(output + (key.units,), np.nan, dtype),
                   h=np.full((n_batch, key.units), np.nan, dtype),
                   c=np.full((n_batch, key.units), np.nan, dtype))
-    return [values[param] for param, _ in native_shapes(key)]
+    if mask is not None:
+        values["mask"] = random_mask(rng, mask, n_batch, n_time)
+    return [values[param] for param, _ in native_shapes(key, entry_name)]
 
 
-@pytest.mark.parametrize("fields", SPECS, ids=lambda f: "-".join(f"{k}={v}" for k, v in f.items()))
-def test_library_computes_what_forward_into_does(tmp_path, fields):
-    skip_without("mkl")
+def _check_library(tmp_path, fields: dict, entry_name: str, mask=None) -> None:
+    """The library of `<entry_name>_into` against the generated function, for several sizes."""
     key = VariantKey.from_spec(LSTMSpec(**fields), "cpu", "mkl")
     module = VARIANTS.get(key)
-    path = native.library_path(key, tmp_path)
-    native.build(key, module, path)
-    run = native.NativeForward(key, path, jit=lambda: pytest.fail("the library was not used"))
-    rng = np.random.default_rng(zlib.crc32(repr(fields).encode()))
-    for n_batch, n_time in ((3, 7), (1, 1), (9, 2)):  # one library for any batch and length
-        ours = _arrays(key, rng, n_batch, n_time)
+    path = native.library_path(key, entry_name, tmp_path)
+    native.build(key, entry_name, module, path)
+    run = native.NativeForward(key, entry_name, path, jit=lambda: pytest.fail("not the library"))
+    rng = np.random.default_rng(zlib.crc32(repr((fields, mask)).encode()))
+    for n_batch, n_time in ((3, 7), (1, 1), (9, 2), (6, 11)):  # one library for any batch and length
+        ours = _arrays(key, entry_name, rng, n_batch, n_time, mask)
         theirs = [a.copy() for a in ours]
         run(*ours)
-        module.forward_into(*theirs)
+        getattr(module, f"{entry_name}_into")(*theirs)
         tolerance = 1e-6 if key.dtype == "float32" else 1e-13
         for got, want in zip(ours[-3:], theirs[-3:]):  # output, h, c
             np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
 
 
-def test_arrays_it_cannot_take_go_to_forward_into(tmp_path):
+@pytest.mark.parametrize("fields", SPECS, ids=lambda f: "-".join(f"{k}={v}" for k, v in f.items()))
+def test_library_computes_what_forward_into_does(tmp_path, fields):
+    skip_without("mkl")
+    _check_library(tmp_path, fields, "forward")
+
+
+@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize("fields", SPECS + [dict(units=8, input_dim=3, zero_output_for_mask=False,
+                                                 go_backwards=True)],
+                         ids=lambda f: "-".join(f"{k}={v}" for k, v in f.items()))
+def test_library_computes_what_forward_masked_into_does(tmp_path, fields, mask):
+    skip_without("mkl")
+    _check_library(tmp_path, fields, "forward_masked", mask)
+
+
+def test_arrays_it_cannot_take_go_to_the_generated_function(tmp_path):
     """A strided array (a part of a time-major batch) runs the JIT code instead."""
     skip_without("mkl")
     key = VariantKey.from_spec(LSTMSpec(4, input_dim=3, time_major=True), "cpu", "mkl")
-    path = native.library_path(key, tmp_path)
-    native.build(key, VARIANTS.get(key), path)
+    path = native.library_path(key, "forward", tmp_path)
+    native.build(key, "forward", VARIANTS.get(key), path)
     calls = []
-    run = native.NativeForward(key, path, jit=lambda: lambda *a: calls.append(a))
-    arrays = _arrays(key, np.random.default_rng(1), 4, 5)
+    run = native.NativeForward(key, "forward", path, jit=lambda: lambda *a: calls.append(a))
+    arrays = _arrays(key, "forward", np.random.default_rng(1), 4, 5)
     arrays[0] = arrays[0][:, :2]  # x: two of four rows, strided
     run(*arrays)
     assert len(calls) == 1 and calls[0][0] is arrays[0]
 
 
 def test_variants_that_need_numbas_runtime_have_none():
-    spec = LSTMSpec(4, input_dim=3)
-    assert native_shapes(VariantKey.from_spec(spec, "cpu", "mkl"))
-    assert not native_shapes(VariantKey.from_spec(spec, "cpu", "numpy"))  # np.dot: Numba's BLAS
-    assert not native_shapes(VariantKey.from_spec(spec.replace(unroll=True, timesteps=3), "cpu", "mkl"))
-    assert not native_shapes(VariantKey.from_spec(spec.replace(proj_size=2), "cpu", "mkl"))
+    spec = LSTMSpec(4, input_dim=3, dropout=0.5)
+    key = VariantKey.from_spec(spec, "cpu", "mkl")
+    assert native_shapes(key, "forward") and native_shapes(key, "forward_masked")
+    assert not native_shapes(key, "forward_train")  # dropout: temporaries allocated
+    assert not native_shapes(key, "forward_stepwise")  # packs the input kernel too
+    assert not native_shapes(VariantKey.from_spec(spec, "cpu", "numpy"), "forward")  # np.dot: Numba's BLAS
+    assert not native_shapes(VariantKey.from_spec(spec.replace(unroll=True, timesteps=3), "cpu", "mkl"), "forward")
+    assert not native_shapes(VariantKey.from_spec(spec.replace(proj_size=2), "cpu", "mkl"), "forward")
 
 
 def test_a_refused_build_is_recorded_and_not_tried_again(tmp_path, monkeypatch):
     skip_without("mkl")
     key = VariantKey.from_spec(LSTMSpec(5, input_dim=2), "cpu", "mkl")
     monkeypatch.setattr(native, "_provided_outside_numba", lambda name: False)
-    function = native.forward_into(key, tmp_path, lambda: VARIANTS.get(key))
+    function = native.entry_function(key, "forward", tmp_path, lambda: VARIANTS.get(key))
     assert function is VARIANTS.get(key).forward_into
-    assert not native.library_path(key, tmp_path).exists()
-    assert "needs Numba's runtime (it calls cblas_sgemm" in native.why_not(key, tmp_path)
+    assert not native.library_path(key, "forward", tmp_path).exists()
+    assert "needs Numba's runtime (it calls cblas_sgemm" in native.why_not(key, "forward", tmp_path)
 
     def build(*args):
         raise AssertionError("built again")
 
     monkeypatch.setattr(native, "build", build)
-    assert native.forward_into(key, tmp_path, lambda: VARIANTS.get(key)) is function
+    assert native.entry_function(key, "forward", tmp_path, lambda: VARIANTS.get(key)) is function
 
 
 def test_a_failed_link_leaves_no_library(tmp_path, monkeypatch):
     skip_without("mkl")
     key = VariantKey.from_spec(LSTMSpec(5, input_dim=2), "cpu", "mkl")
     monkeypatch.setattr(native.shutil, "which", lambda name: "/bin/false")
-    path = native.library_path(key, tmp_path)
+    path = native.library_path(key, "forward", tmp_path)
     with pytest.raises(native.NativeUnavailable, match="cc could not link it"):
-        native.build(key, VARIANTS.get(key), path)
+        native.build(key, "forward", VARIANTS.get(key), path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -124,19 +148,20 @@ def test_no_compiler_no_library(tmp_path, monkeypatch):
     key = VariantKey.from_spec(LSTMSpec(5, input_dim=2), "cpu", "mkl")
     monkeypatch.setattr(native.shutil, "which", lambda name: None)
     with pytest.raises(native.NativeUnavailable, match=r"no C compiler \(cc\)"):
-        native.build(key, SimpleNamespace(native_forward_into=None, CODEGEN_OPTIONS={}),
-                     native.library_path(key, tmp_path))
+        native.build(key, "forward", SimpleNamespace(native_forward_into=None, CODEGEN_OPTIONS={}),
+                     native.library_path(key, "forward", tmp_path))
 
 
 def test_switched_off_by_the_environment(monkeypatch):
     key = VariantKey.from_spec(LSTMSpec(5, input_dim=2), "cpu", "mkl")
     monkeypatch.setenv(native.ENV, "0")
-    assert not native.supported(key)
-    assert native.why_not(key, "unused") == "LSTMGEN_NATIVE=0"
+    assert not native.supported(key, "forward")
+    assert native.why_not(key, "forward", "unused") == "LSTMGEN_NATIVE=0"
 
 
+@pytest.mark.parametrize("mask", [None, "right-padded", True])
 @pytest.mark.parametrize("time_major", [False, True])
-def test_layer_on_the_library_matches_the_reference(monkeypatch, time_major):
+def test_layer_on_the_library_matches_the_reference(monkeypatch, time_major, mask):
     """Through the layer, with the batch split into parts (contiguous batch-major parts run the
     library, strided time-major ones the JIT code): both against the float64 reference."""
     skip_without("mkl")
@@ -147,11 +172,13 @@ def test_layer_on_the_library_matches_the_reference(monkeypatch, time_major):
     layer.set_weights(weights)
     x = rng.normal(size=(40, 9, 32) if time_major else (9, 40, 32))
     initial = [rng.normal(size=(9, 64)) for _ in range(2)]
-    ours = layer(x, initial_state=initial)
+    mask = None if mask is None else random_mask(rng, mask, 9, 40)
+    ours = layer(x, mask=mask, initial_state=initial)
     key = VariantKey.from_spec(layer.spec, "cpu", "mkl")
-    assert native.library_path(key, VARIANTS.directory).exists()
-    assert isinstance(layer._entries[(None, False, False, False)][0], native.NativeForward)
-    expected = reference.forward(layer.spec, *weights, x, initial_state=initial)
+    entry = "forward" if mask is None else "forward_masked"
+    assert native.library_path(key, entry, VARIANTS.directory).exists()
+    assert isinstance(layer._entries[(None, mask is not None, False, False)][0], native.NativeForward)
+    expected = reference.forward(layer.spec, *weights, x, mask=mask, initial_state=initial)
     for got, want in zip(ours, expected):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
 
@@ -162,8 +189,10 @@ import numpy as np, lstmgen
 rng = np.random.default_rng(3)
 layer = lstmgen.LSTM(16, return_sequences=True)
 layer.set_weights([rng.normal(0, 0.3, s) for s in [(4, 64), (16, 64), (64,)]])
-out = layer(rng.normal(size=(3, 6, 4)))
-print(json.dumps({"numba": "numba" in sys.modules, "out": out.tolist()}))
+x = rng.normal(size=(3, 6, 4))
+out = layer(x)
+masked = layer(x, mask=np.arange(6) < np.array([[6], [2], [4]]))
+print(json.dumps({"numba": "numba" in sys.modules, "out": out.tolist(), "masked": masked.tolist()}))
 """
 
 
@@ -177,8 +206,9 @@ def test_a_warm_start_imports_neither_numba_nor_the_generated_module(tmp_path):
                                     env=dict(env, LSTMGEN_NATIVE="0"), capture_output=True).stdout)
     assert [r["numba"] for r in runs] == [True, False]  # the first run compiled and built
     assert jit["numba"] is True
-    np.testing.assert_allclose(runs[1]["out"], jit["out"], rtol=1e-6, atol=1e-6)
-    assert runs[0]["out"] == runs[1]["out"]
+    for result in ("out", "masked"):
+        np.testing.assert_allclose(runs[1][result], jit[result], rtol=1e-6, atol=1e-6)
+        assert runs[0][result] == runs[1][result]
 
 
 def test_a_build_that_fails_unexpectedly_warns_and_runs_the_jit_code(tmp_path, monkeypatch):
@@ -186,7 +216,7 @@ def test_a_build_that_fails_unexpectedly_warns_and_runs_the_jit_code(tmp_path, m
     key = VariantKey.from_spec(LSTMSpec(5, input_dim=2), "cpu", "mkl")
     monkeypatch.setattr(native, "build", lambda *args: 1 / 0)
     with pytest.warns(RuntimeWarning, match="build failed: ZeroDivisionError"):
-        function = native.forward_into(key, tmp_path, lambda: VARIANTS.get(key))
+        function = native.entry_function(key, "forward", tmp_path, lambda: VARIANTS.get(key))
     assert function is VARIANTS.get(key).forward_into
     assert list(tmp_path.iterdir()) == []  # nothing recorded: the next process tries again
 
@@ -194,9 +224,9 @@ def test_a_build_that_fails_unexpectedly_warns_and_runs_the_jit_code(tmp_path, m
 def test_a_library_that_does_not_load_warns_and_runs_the_jit_code(tmp_path):
     skip_without("mkl")
     key = VariantKey.from_spec(LSTMSpec(5, input_dim=2), "cpu", "mkl")
-    native.library_path(key, tmp_path).write_bytes(b"not a shared library")
+    native.library_path(key, "forward", tmp_path).write_bytes(b"not a shared library")
     with pytest.warns(RuntimeWarning, match="does not load"):
-        function = native.forward_into(key, tmp_path, lambda: VARIANTS.get(key))
+        function = native.entry_function(key, "forward", tmp_path, lambda: VARIANTS.get(key))
     assert function is VARIANTS.get(key).forward_into
 
 

@@ -99,7 +99,8 @@ class CpuContext(CommonContext):
     step_masked_params: str
     blas: str  # "mkl" or "numpy" (lower.plan.BLAS_CHOICES)
     mkl_prefix: str  # "s" or "d": MKL's name letter for the dtype (cblas_sgemm, cblas_dgemm)
-    native: tuple  # (param, shape expression) of native_forward_into's arrays; empty: none
+    native: tuple  # (entry point name, its native_shapes) for those with a native twin
+    padding_scratch: str  # PADDING_SCRATCH
 
 
 def weight_params(key: VariantKey) -> tuple:
@@ -139,29 +140,35 @@ def cpu_entry_points(key: VariantKey) -> tuple:
     return points + (EntryPoint("forward_stepwise", False, False, points[0].params, stepwise=True),)
 
 
-# The one entry point with a native twin (lstmgen.native), `native_forward_into`: pointers to
-# forward_into's arrays (native_shapes), then a pointer to the buffer recurrent_kernel is packed
-# into, then n_batch, n_time and the buffer's size in bytes.
-NATIVE_ENTRY = "forward"
+# The entry points with a native twin (lstmgen.native), `native_<name>_into`: pointers to the
+# `_into` function's arrays (native_shapes), then one to the buffer recurrent_kernel is packed
+# into, masked ones also to intp scratch [PADDING_SCRATCH] and to h_active [N, H] scratch, then
+# n_batch, n_time and the packed buffer's size in bytes.
+NATIVE_ENTRIES = ("forward", "forward_masked")
+PADDING_SCRATCH = "4 * n_batch + 2 * n_time + 1"  # a masked call's intp scratch (rows and steps)
 
 
-def native_shapes(key: VariantKey) -> tuple:
-    """(param, shape expression) of each array native_forward_into views through a pointer, in
-    forward_into's order; empty where the variant has no native twin. Only MKL code can have one
-    (NumPy's BLAS is reached through Numba's runtime), and not unrolled or projected code (both
-    reshape arrays, which may raise: a native library must not need Numba's runtime)."""
-    if key.blas != "mkl" or key.unrolled_timesteps is not None or key.proj_size:
+def native_shapes(key: VariantKey, entry_name: str) -> tuple:
+    """(param, shape expression) of each array `native_<entry_name>_into` views through a
+    pointer, in `<entry_name>_into`'s order; empty where the variant has no such twin. Only MKL
+    code can have one (NumPy's BLAS is reached through Numba's runtime), and not unrolled or
+    projected code (both reshape arrays, which may raise: a native library must not need
+    Numba's runtime)."""
+    if (entry_name not in NATIVE_ENTRIES or key.blas != "mkl" or key.unrolled_timesteps is not None
+            or key.proj_size):
         return ()
     if key.return_sequences:
         output = "(n_time, n_batch, UNITS)" if key.time_major else "(n_batch, n_time, UNITS)"
     else:
         output = "(n_batch, UNITS)"
-    shapes = {"x": "(n_batch * n_time, INPUT_DIM)",  # zx's rows: x's steps and rows in memory order
-              **{name: repr(shape) for name, shape in weight_shapes(key)},
-              "h0": "(n_batch, UNITS)", "c0": "(n_batch, UNITS)", "zx": "(n_batch * n_time, GATES)",
-              "zh": "(n_batch, GATES)", "output": output, "h": "(n_batch, UNITS)",
-              "c": "(n_batch, UNITS)"}
-    entry = next(e for e in entry_points(key) if e.name == NATIVE_ENTRY)
+    entry = next(e for e in entry_points(key) if e.name == entry_name)
+    # x as zx's rows (its steps and rows in memory order); a batch-major masked call projects
+    # each row's used steps, so it takes x whole.
+    x = "(n_batch, n_time, INPUT_DIM)" if entry.masked and not key.time_major else "(n_batch * n_time, INPUT_DIM)"
+    shapes = {"x": x, **{name: repr(shape) for name, shape in weight_shapes(key)},
+              "h0": "(n_batch, UNITS)", "c0": "(n_batch, UNITS)", "mask": "(n_batch, n_time)",
+              "zx": "(n_batch * n_time, GATES)", "zh": "(n_batch, GATES)", "output": output,
+              "h": "(n_batch, UNITS)", "c": "(n_batch, UNITS)"}
     return tuple((param, shapes[param]) for param in entry.into_params)
 
 
@@ -257,5 +264,7 @@ def lower(key: VariantKey) -> CpuContext:
         step_masked_params=", ".join(step_params + ("mask_t",)),
         blas=key.blas,
         mkl_prefix={"float32": "s", "float64": "d"}[key.dtype],
-        native=native_shapes(key),
+        native=tuple((name, native_shapes(key, name)) for name in NATIVE_ENTRIES
+                     if native_shapes(key, name)),
+        padding_scratch=PADDING_SCRATCH,
     )
