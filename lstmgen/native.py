@@ -1,6 +1,6 @@
-"""Native libraries: a variant's inference entry points (forward_into, forward_masked_into) and
-the worker threads' spin loops compiled ahead of time into shared libraries that run without
-Numba's JIT.
+"""Native libraries: a variant's inference entry points (forward_into, forward_masked_into,
+forward_stepwise_into) and the worker threads' spin loops compiled ahead of time into shared
+libraries that run without Numba's JIT.
 
 A process that finds them starts in a fraction of the time: no Numba import, no set-up of its
 CPU target (which imports scipy), nothing loaded from Numba's cache (measured: 0.47 s from
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmgen import blas
-from lstmgen.lower.cpu import PADDING_SCRATCH, native_shapes
+from lstmgen.lower.cpu import NATIVE_SCRATCH, PADDING_SCRATCH, native_shapes
 from lstmgen.lower.plan import VariantKey
 from lstmgen.sources import generator_digest
 
@@ -88,12 +88,13 @@ def build(key: VariantKey, entry_name: str, module, path: Path) -> None:
     from numba import types
 
     real = types.float32 if key.dtype == "float32" else types.float64
-    pointers = [types.CPointer(types.boolean if param == "mask" else real)
+    kinds = {"mask": types.boolean, "index": types.intp, "h_active": real}
+    scratch = NATIVE_SCRATCH[entry_name]
+    pointers = [types.CPointer(kinds.get(param, real))
                 for param, _ in native_shapes(key, entry_name)]
-    pointers.append(types.CPointer(types.uint8))  # the packed recurrent kernel
-    if entry_name.endswith("masked"):
-        pointers += [types.CPointer(types.intp), types.CPointer(real)]  # padding scratch, h_active
-    signature = types.void(*pointers, types.intp, types.intp, types.intp)
+    pointers += [types.CPointer(kinds.get(name, types.uint8)) for name in scratch]  # packed: bytes
+    sizes = [types.intp] * (2 + sum(name.startswith("packed") for name in scratch))
+    signature = types.void(*pointers, *sizes)
     _build_library({_symbol(entry_name): (getattr(module, f"native_{entry_name}_into"), signature)},
                    module.CODEGEN_OPTIONS, [blas.mkl_runtime()], path)
 
@@ -173,57 +174,63 @@ def _mkl():
 
 
 class NativeForward:
-    """`<entry>_into` of one variant (forward or forward_masked), run by its native library: the
-    same arguments (NumPy arrays in the `_into` order), for C-contiguous arrays of the variant's
-    dtype and shapes; a call with any other array runs `jit()` (the generated function) instead."""
+    """`<entry>_into` of one variant, run by its native library: the same arguments (NumPy arrays
+    in the `_into` order), for C-contiguous arrays of the variant's dtype and shapes; a call with
+    any other array runs `jit()` (the generated function) instead."""
 
     def __init__(self, key: VariantKey, entry_name: str, path: Path, jit):
         self._jit = jit
         params = [param for param, _ in native_shapes(key, entry_name)]
-        self._h, self._zx = params.index("h"), params.index("zx")
-        self._masked = entry_name.endswith("masked")
+        self._h, self._time_axis = params.index("h"), 0 if key.time_major else 1  # of x, first
+        self._scratch_names = NATIVE_SCRATCH[entry_name]
         _mkl()  # loaded and set sequential first: the library links the same file
         function = getattr(ctypes.CDLL(str(path)), _symbol(entry_name))
         function.restype = None
-        function.argtypes = ([ctypes.c_void_p] * (len(params) + (3 if self._masked else 1))
-                             + [ctypes.c_ssize_t] * 3)
+        packed = [name for name in self._scratch_names if name.startswith("packed")]
+        function.argtypes = ([ctypes.c_void_p] * (len(params) + len(self._scratch_names))
+                             + [ctypes.c_ssize_t] * (2 + len(packed)))
         self._function = function
-        self._pack_size = getattr(_mkl(), f"cblas_{'s' if key.dtype == 'float32' else 'd'}"
-                                          "gemm_pack_get_size")
-        self._pack_size.restype = ctypes.c_size_t
-        self._pack_size.argtypes = [ctypes.c_int] * 4
+        pack_size = getattr(_mkl(), f"cblas_{'s' if key.dtype == 'float32' else 'd'}"
+                                    "gemm_pack_get_size")
+        pack_size.restype = ctypes.c_size_t
+        pack_size.argtypes = [ctypes.c_int] * 4
+        # The rows of each packed matrix, MKL's K: recurrent_kernel [H, 4H], kernel [C, 4H].
+        self._packed_rows = {"packed_recurrent_kernel": key.units, "packed_kernel": key.input_dim}
+        self._pack_size, self._gates = pack_size, 4 * key.units
         self._dtype, self._units = np.dtype(key.dtype), key.units
         self._scratch = threading.local()
 
     def __call__(self, *arrays) -> None:
         # Lean: a worker thread's part waits for the GIL until the caller's part has released it.
         addresses = [_address(a) for a in arrays]
-        n_batch, rows = arrays[self._h].shape[0], arrays[self._zx].shape[0]  # zx: N*T rows
-        if rows == 0 or None in addresses:
-            self._jit()(*arrays)  # no steps (nothing to pack) or an array it cannot take
+        n_batch, n_time = arrays[self._h].shape[0], arrays[0].shape[self._time_axis]
+        if n_batch == 0 or n_time == 0 or None in addresses:
+            self._jit()(*arrays)  # nothing to run, or an array the library cannot take
             return
-        n_time = rows // n_batch
-        scratch = self._scratch_for(n_batch, n_time)
-        self._function(*addresses, *scratch[1:], n_batch, n_time, scratch[0])
+        pointers, sizes = self._scratch_for(n_batch, n_time)
+        self._function(*addresses, *pointers, n_batch, n_time, *sizes)
 
     def _scratch_for(self, n_batch: int, n_time: int) -> tuple:
-        """(packed size, then the addresses of this thread's scratch: the packed kernel's buffer,
-        for masked calls also the padding scratch and h_active), made again when the call's
-        sizes change. A thread runs one call at a time, and a call overwrites its scratch."""
+        """(addresses of this thread's scratch buffers, the packed ones' sizes), made again when
+        the call's sizes change. A thread runs one call at a time; a call overwrites them."""
         kept = getattr(self._scratch, "kept", None)
-        sizes = (n_batch, n_time if self._masked else None)
-        if kept is None or kept[0] != sizes:
-            size = self._pack_size(_CBLAS_ROW_MAJOR_B_MATRIX, n_batch, 4 * self._units,
-                                   self._units)
-            arrays = [np.empty(size + _ALIGNMENT, np.uint8)]
-            if self._masked:
-                scratch_size = eval(PADDING_SCRATCH, {}, {"n_batch": n_batch, "n_time": n_time})
-                arrays += [np.empty(scratch_size, np.intp),
-                           np.empty((n_batch, self._units), self._dtype)]
-            start = _address(arrays[0])
-            addresses = [start + (-start % _ALIGNMENT)] + [_address(a) for a in arrays[1:]]
-            kept = self._scratch.kept = (sizes, arrays, (size, *addresses))
-        return kept[2]
+        if kept is None or kept[0] != (n_batch, n_time):
+            buffers, pointers, sizes = [], [], []
+            for name in self._scratch_names:
+                if name.startswith("packed"):
+                    size = self._pack_size(_CBLAS_ROW_MAJOR_B_MATRIX, n_batch, self._gates,
+                                           self._packed_rows[name])
+                    buffer = np.empty(size + _ALIGNMENT, np.uint8)
+                    pointers.append(_address(buffer) + (-_address(buffer) % _ALIGNMENT))
+                    sizes.append(size)
+                else:
+                    rows = {"n_batch": n_batch, "n_time": n_time}
+                    buffer = (np.empty(eval(PADDING_SCRATCH, {}, rows), np.intp) if name == "index"
+                              else np.empty((n_batch, self._units), self._dtype))  # h_active
+                    pointers.append(_address(buffer))
+                buffers.append(buffer)
+            kept = self._scratch.kept = ((n_batch, n_time), buffers, pointers, sizes)
+        return kept[2], kept[3]
 
 
 def _address(array: np.ndarray, _view=ctypes.c_char.from_buffer, _at=ctypes.addressof):
@@ -268,8 +275,10 @@ def _build_spin(path: Path) -> None:
     flags, index = types.CPointer(types.int64), types.intp
     entries = {SPIN_SYMBOLS["wait_while"]: (spin.native_wait_while, types.int64(
                    flags, index, index, types.int64, types.int64, types.int64)),
-               SPIN_SYMBOLS["store_then_wait_while"]: (spin.native_store_then_wait_while, types.int64(
-                   flags, index, index, types.int64, index, types.int64, types.int64, types.int64))}
+               SPIN_SYMBOLS["store_then_wait_while"]: (
+                   spin.native_store_then_wait_while, types.int64(
+                       flags, index, index, types.int64, index, types.int64, types.int64,
+                       types.int64))}
     _build_library(entries, {}, [], path)
 
 
@@ -280,7 +289,8 @@ class NativeSpin:
     def __init__(self, path: Path):
         library = ctypes.CDLL(str(path))
         self._wait = getattr(library, SPIN_SYMBOLS["wait_while"])
-        self._wait.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t] + [ctypes.c_int64] * 3
+        self._wait.argtypes = ([ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t]
+                               + [ctypes.c_int64] * 3)
         self._store_wait = getattr(library, SPIN_SYMBOLS["store_then_wait_while"])
         self._store_wait.argtypes = ([ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t,
                                       ctypes.c_int64, ctypes.c_ssize_t] + [ctypes.c_int64] * 3)
@@ -331,7 +341,7 @@ def status() -> str:
         return "off (no C compiler, cc, on the PATH to link them)"
     if blas.mkl_runtime() is None:
         return "off (they run MKL code: pip install 'lstmgen[mkl]')"
-    return "on (MKL variants' inference calls, masked or not, start without Numba)"
+    return "on (MKL variants' inference calls start without Numba)"
 
 
 def why_not(key: VariantKey, entry_name: str, directory: Path):
@@ -340,8 +350,8 @@ def why_not(key: VariantKey, entry_name: str, directory: Path):
     if not enabled():
         return f"{ENV}=0" if sys.platform.startswith("linux") else "native libraries need Linux"
     if not native_shapes(key, entry_name):
-        return ("only the inference entry points (forward, forward_masked) of MKL code that is "
-                "neither unrolled nor projected have native libraries")
+        return ("only the inference entry points (" + ", ".join(NATIVE_SCRATCH) + ") of MKL "
+                "code that is neither unrolled nor projected have native libraries")
     try:
         path = why_not_path(library_path(key, entry_name, directory))
         return path.read_text(encoding="utf-8").strip()

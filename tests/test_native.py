@@ -46,11 +46,12 @@ def _arrays(key: VariantKey, entry_name: str, rng, n_batch: int, n_time: int, ma
                               else (n_batch, n_time, key.input_dim)),
               "h0": rng.normal(size=(n_batch, key.units)), "c0": rng.normal(size=(n_batch, key.units))}
     for param, shape in native_shapes(key, entry_name):
-        if param not in values and param not in ("mask", "zx", "zh", "output", "h", "c"):
+        if param not in values and param not in ("mask", "zx", "zx_step", "zh", "output", "h", "c"):
             values[param] = rng.normal(0, 0.4, eval(shape))  # a weight: its shape is a literal
     values = {k: v.astype(dtype) for k, v in values.items()}
     output = ((n_time, n_batch) if key.time_major else (n_batch, n_time)) if key.return_sequences else (n_batch,)
     values.update(zx=np.full((n_batch * n_time, gates), np.nan, dtype),
+                  zx_step=np.full((n_batch, gates), np.nan, dtype),
                   zh=np.full((n_batch, gates), np.nan, dtype),
                   output=np.full(output + (key.units,), np.nan, dtype),
                   h=np.full((n_batch, key.units), np.nan, dtype),
@@ -84,6 +85,12 @@ def test_library_computes_what_forward_into_does(tmp_path, fields):
     _check_library(tmp_path, fields, "forward")
 
 
+@pytest.mark.parametrize("fields", SPECS, ids=lambda f: "-".join(f"{k}={v}" for k, v in f.items()))
+def test_library_computes_what_forward_stepwise_into_does(tmp_path, fields):
+    skip_without("mkl")
+    _check_library(tmp_path, fields, "forward_stepwise")
+
+
 @pytest.mark.parametrize("mask", MASKS)
 @pytest.mark.parametrize("fields", SPECS + [dict(units=8, input_dim=3, zero_output_for_mask=False,
                                                  go_backwards=True)],
@@ -112,10 +119,10 @@ def test_variants_that_need_numbas_runtime_have_none():
     key = VariantKey.from_spec(spec, "cpu", "mkl")
     assert native_shapes(key, "forward") and native_shapes(key, "forward_masked")
     assert not native_shapes(key, "forward_train")  # dropout: temporaries allocated
-    assert not native_shapes(key, "forward_stepwise")  # packs the input kernel too
+    assert native_shapes(key, "forward_stepwise")
     assert not native_shapes(VariantKey.from_spec(spec, "cpu", "numpy"), "forward")  # np.dot: Numba's BLAS
-    assert not native_shapes(VariantKey.from_spec(spec.replace(unroll=True, timesteps=3), "cpu", "mkl"), "forward")
-    assert not native_shapes(VariantKey.from_spec(spec.replace(proj_size=2), "cpu", "mkl"), "forward")
+    for other in (spec.replace(unroll=True, timesteps=3), spec.replace(proj_size=2)):
+        assert not native_shapes(VariantKey.from_spec(other, "cpu", "mkl"), "forward")
 
 
 def test_a_refused_build_is_recorded_and_not_tried_again(tmp_path, monkeypatch):

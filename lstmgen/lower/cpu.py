@@ -99,7 +99,7 @@ class CpuContext(CommonContext):
     step_masked_params: str
     blas: str  # "mkl" or "numpy" (lower.plan.BLAS_CHOICES)
     mkl_prefix: str  # "s" or "d": MKL's name letter for the dtype (cblas_sgemm, cblas_dgemm)
-    native: tuple  # (entry point name, its native_shapes) for those with a native twin
+    native: tuple  # (entry point name, native_shapes, NATIVE_SCRATCH) of those with a native twin
     padding_scratch: str  # PADDING_SCRATCH
 
 
@@ -140,11 +140,14 @@ def cpu_entry_points(key: VariantKey) -> tuple:
     return points + (EntryPoint("forward_stepwise", False, False, points[0].params, stepwise=True),)
 
 
-# The entry points with a native twin (lstmgen.native), `native_<name>_into`: pointers to the
-# `_into` function's arrays (native_shapes), then one to the buffer recurrent_kernel is packed
-# into, masked ones also to intp scratch [PADDING_SCRATCH] and to h_active [N, H] scratch, then
-# n_batch, n_time and the packed buffer's size in bytes.
-NATIVE_ENTRIES = ("forward", "forward_masked")
+# The entry points with a native twin (lstmgen.native), `native_<name>_into`, and the scratch
+# each takes from its caller. Its arguments: pointers to the `_into` function's arrays
+# (native_shapes), then to each scratch buffer, then n_batch and n_time, then the size in bytes of
+# each packed_* buffer (a matrix packed by MKL for n_batch rows, 64-byte aligned). index: intp
+# [PADDING_SCRATCH]; h_active: [N, H] in the variant's dtype.
+NATIVE_SCRATCH = {"forward": ("packed_recurrent_kernel",),
+                  "forward_masked": ("packed_recurrent_kernel", "index", "h_active"),
+                  "forward_stepwise": ("packed_recurrent_kernel", "packed_kernel")}
 PADDING_SCRATCH = "4 * n_batch + 2 * n_time + 1"  # a masked call's intp scratch (rows and steps)
 
 
@@ -154,21 +157,21 @@ def native_shapes(key: VariantKey, entry_name: str) -> tuple:
     code can have one (NumPy's BLAS is reached through Numba's runtime), and not unrolled or
     projected code (both reshape arrays, which may raise: a native library must not need
     Numba's runtime)."""
-    if (entry_name not in NATIVE_ENTRIES or key.blas != "mkl" or key.unrolled_timesteps is not None
+    if (entry_name not in NATIVE_SCRATCH or key.blas != "mkl" or key.unrolled_timesteps is not None
             or key.proj_size):
         return ()
-    if key.return_sequences:
-        output = "(n_time, n_batch, UNITS)" if key.time_major else "(n_batch, n_time, UNITS)"
-    else:
-        output = "(n_batch, UNITS)"
-    entry = next(e for e in entry_points(key) if e.name == entry_name)
-    # x as zx's rows (its steps and rows in memory order); a batch-major masked call projects
-    # each row's used steps, so it takes x whole.
-    x = "(n_batch, n_time, INPUT_DIM)" if entry.masked and not key.time_major else "(n_batch * n_time, INPUT_DIM)"
-    shapes = {"x": x, **{name: repr(shape) for name, shape in weight_shapes(key)},
+    steps = "(n_time, n_batch" if key.time_major else "(n_batch, n_time"
+    output = steps + ", UNITS)" if key.return_sequences else "(n_batch, UNITS)"
+    entry = next(e for e in cpu_entry_points(key) if e.name == entry_name)
+    # x as zx's rows (its steps and rows in memory order), except where the code reads x by
+    # step (step by step) or by row (a batch-major masked call projects each row's used steps).
+    whole = entry.stepwise or (entry.masked and not key.time_major)
+    shapes = {"x": steps + ", INPUT_DIM)" if whole else "(n_batch * n_time, INPUT_DIM)",
+              **{name: repr(shape) for name, shape in weight_shapes(key)},
               "h0": "(n_batch, UNITS)", "c0": "(n_batch, UNITS)", "mask": "(n_batch, n_time)",
-              "zx": "(n_batch * n_time, GATES)", "zh": "(n_batch, GATES)", "output": output,
-              "h": "(n_batch, UNITS)", "c": "(n_batch, UNITS)"}
+              "zx": "(n_batch * n_time, GATES)", "zx_step": "(n_batch, GATES)",
+              "zh": "(n_batch, GATES)", "output": output, "h": "(n_batch, UNITS)",
+              "c": "(n_batch, UNITS)"}
     return tuple((param, shapes[param]) for param in entry.into_params)
 
 
@@ -264,7 +267,7 @@ def lower(key: VariantKey) -> CpuContext:
         step_masked_params=", ".join(step_params + ("mask_t",)),
         blas=key.blas,
         mkl_prefix={"float32": "s", "float64": "d"}[key.dtype],
-        native=tuple((name, native_shapes(key, name)) for name in NATIVE_ENTRIES
-                     if native_shapes(key, name)),
+        native=tuple((name, native_shapes(key, name), scratch)
+                     for name, scratch in NATIVE_SCRATCH.items() if native_shapes(key, name)),
         padding_scratch=PADDING_SCRATCH,
     )
