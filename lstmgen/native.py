@@ -41,7 +41,7 @@ from lstmgen.sources import generator_digest
 ENV = "LSTMGEN_NATIVE"
 SPIN_SYMBOLS = {"wait_while": "lstmgen_wait_while",
                 "store_then_wait_while": "lstmgen_store_then_wait_while"}
-_CBLAS_ROW_MAJOR_B_MATRIX = 162  # CblasBMatrix: which operand cblas_?gemm_pack_get_size sizes
+_CBLAS_B_MATRIX = 162  # CblasBMatrix: which operand cblas_?gemm_pack_get_size sizes
 _ALIGNMENT = 64
 
 
@@ -77,7 +77,8 @@ def library_path(key: VariantKey, entry_name: str, directory: Path) -> Path:
 
 
 def why_not_path(library: Path) -> Path:
-    """Where a refused build leaves its reason, so that later processes do not build again."""
+    """Where a refused build leaves its reason, so that later processes do not build again (and
+    someone wondering why a call imports Numba can read it)."""
     return library.with_suffix(".why-not")
 
 
@@ -218,7 +219,7 @@ class NativeForward:
             buffers, pointers, sizes = [], [], []
             for name in self._scratch_names:
                 if name.startswith("packed"):
-                    size = self._pack_size(_CBLAS_ROW_MAJOR_B_MATRIX, n_batch, self._gates,
+                    size = self._pack_size(_CBLAS_B_MATRIX, n_batch, self._gates,
                                            self._packed_rows[name])
                     buffer = np.empty(size + _ALIGNMENT, np.uint8)
                     pointers.append(_address(buffer) + (-_address(buffer) % _ALIGNMENT))
@@ -342,21 +343,6 @@ def status() -> str:
     if blas.mkl_runtime() is None:
         return "off (they run MKL code: pip install 'lstmgen[mkl]')"
     return "on (MKL variants' inference calls start without Numba)"
-
-
-def why_not(key: VariantKey, entry_name: str, directory: Path):
-    """Why `key`'s `<entry_name>_into` runs without a native library (None when it has one or
-    none was tried yet)."""
-    if not enabled():
-        return f"{ENV}=0" if sys.platform.startswith("linux") else "native libraries need Linux"
-    if not native_shapes(key, entry_name):
-        return ("only the inference entry points (" + ", ".join(NATIVE_SCRATCH) + ") of MKL "
-                "code that is neither unrolled nor projected have native libraries")
-    try:
-        path = why_not_path(library_path(key, entry_name, directory))
-        return path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
 
 
 def _write_atomically(path: Path, text: str) -> None:
