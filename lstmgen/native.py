@@ -222,7 +222,8 @@ class NativeForward:
                     size = self._pack_size(_CBLAS_B_MATRIX, n_batch, self._gates,
                                            self._packed_rows[name])
                     buffer = np.empty(size + _ALIGNMENT, np.uint8)
-                    pointers.append(_address(buffer) + (-_address(buffer) % _ALIGNMENT))
+                    start = _address(buffer)
+                    pointers.append(start + (-start % _ALIGNMENT))
                     sizes.append(size)
                 else:
                     rows = {"n_batch": n_batch, "n_time": n_time}

@@ -24,7 +24,8 @@ from lstmgen.spec import LSTMSpec
 from blas_helpers import skip_without
 from test_blas import random_mask
 
-pytestmark = pytest.mark.skipif(not native.enabled(), reason="native libraries need Linux")
+OFF = "native libraries are off here: Linux only, and LSTMGEN_NATIVE=0 turns them off"
+pytestmark = pytest.mark.skipif(not native.enabled(), reason=OFF)
 
 SPECS = [
     dict(units=16, input_dim=5),
