@@ -9,10 +9,10 @@ Loading one takes ctypes only.
 
 Built from the generated module's `native_<entry>_into` (the `_into` body on pointers, scratch
 from the caller: lower.cpu.native_shapes): numba.cfunc compiles it, every function but the entry
-is made internal and the module optimized again, so that what remains undefined is exactly what
-the code calls. Code that needs Numba's runtime (allocation, exceptions, NumPy's BLAS through
+is made internal and what only Numba's wrappers used is dropped, so that what remains undefined
+is exactly what the code calls. Code that needs Numba's runtime (allocation, exceptions, NumPy's BLAS through
 Numba) shows there, and the build is refused unless MKL and the C maths library provide every
-symbol. The system's C compiler (`cc`) links the object against libmkl_rt. The file name carries
+symbol. The system's C compiler (`cc`) links the object, depending on libmkl_rt. The file name carries
 everything the machine code depends on: the generated module's name (its spec), the entry, the
 generator, Numba's and llvmlite's versions, MKL's path and the CPU.
 """
@@ -128,9 +128,16 @@ def _build_library(entries: dict, options: dict, libraries: list, path: Path) ->
     machine = ll.Target.from_default_triple().create_target_machine(
         cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3,
         reloc="pic", codemodel="default")
-    # Optimized again with everything internal: what only served Numba's wrappers goes.
-    passes = ll.create_pass_builder(machine, ll.create_pipeline_tuning_options(speed_level=3))
-    passes.getModulePassManager().run(llvm_module, passes)
+    # Numba has optimized the code (O3); with everything internal, what only served its wrappers
+    # goes: the entry's status is constant (nothing raises), so its error branch, which calls
+    # into Python, folds away, then what nothing calls. (O3 once more took 0.25 s for the same.)
+    builder = ll.create_pass_builder(machine, ll.create_pipeline_tuning_options(speed_level=0))
+    passes = builder.getModulePassManager()
+    passes.add_ipsccp_pass()
+    passes.add_simplify_cfg_pass()
+    passes.add_global_dead_code_eliminate_pass()
+    passes.add_strip_dead_prototype_pass()
+    passes.run(llvm_module, builder)
     needed = sorted({f.name for f in llvm_module.functions
                      if f.is_declaration and not f.name.startswith("llvm.")}
                     | {v.name for v in llvm_module.global_variables if v.is_declaration})
@@ -139,18 +146,29 @@ def _build_library(entries: dict, options: dict, libraries: list, path: Path) ->
         raise NativeUnavailable("its code needs Numba's runtime (it calls " + ", ".join(foreign)
                                 + ")")
     with tempfile.TemporaryDirectory() as scratch:
-        obj = Path(scratch) / "library.o"
+        obj, linked = Path(scratch) / "library.o", Path(scratch) / "library.so"
         obj.write_bytes(machine.emit_object(llvm_module))
-        linked = Path(scratch) / "library.so"
+        # ld is given stubs that have only each library's name: it records the dependency
+        # without reading the library (libmkl_rt's 15 MB took 0.1 s), and the loader binds the
+        # symbols to the real one, found through the rpath, when ctypes loads ours (RTLD_NOW).
+        stubs = [_link(compiler, Path(scratch) / f"stub{k}.so", ["-nostdlib",
+                       f"-Wl,-soname,{Path(library).name}", "-x", "c", os.devnull])
+                 for k, library in enumerate(libraries)]
         rpaths = [f"-Wl,-rpath,{Path(library).parent}" for library in libraries]
-        result = subprocess.run([compiler, "-shared", "-o", str(linked), str(obj), *libraries,
-                                 *rpaths, "-lm"], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise NativeUnavailable(f"cc could not link it: {result.stderr.strip()[:500]}")
+        _link(compiler, linked, [str(obj), "-Wl,--no-as-needed", *stubs, *rpaths, "-lm"])
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         shutil.copyfile(linked, temporary)
         os.replace(temporary, path)  # whole or not at all, also against a concurrent build
+
+
+def _link(compiler: str, output: Path, arguments: list) -> str:
+    """`compiler -shared -o output arguments`; the output's path."""
+    result = subprocess.run([compiler, "-shared", "-o", str(output), *arguments],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise NativeUnavailable(f"cc could not link it: {result.stderr.strip()[:500]}")
+    return str(output)
 
 
 @functools.lru_cache(maxsize=None)
