@@ -16,6 +16,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import llvmlite.binding
 import numba
 import numpy as np
 import pytest
@@ -439,6 +440,22 @@ def test_nan_and_inf_propagate(dtype, masked):
     assert np.isnan(result[0][0, 1:]).all() and np.isnan(result[1][0]).all()
     assert np.isfinite(result[0][0, 0]).all()
     assert np.isfinite(result[0][3]).all()
+
+
+@pytest.mark.skipif("+avx512f" not in llvmlite.binding.get_host_cpu_features().flatten(),
+                    reason="no AVX-512 on this CPU: 256-bit registers are its widest")
+@pytest.mark.parametrize("dtype, wide", [("float32", True), ("float64", False)])
+def test_gate_loops_use_the_registers_chosen_per_dtype(dtype, wide):
+    """float32 gate loops are vectorized for 512-bit registers (_wide_vectors: LLVM would pick
+    256 bits on CPUs with AVX-512); float64's are left at LLVM's choice, measured faster there."""
+    spec = LSTMSpec(16, input_dim=3, dtype=dtype)
+    step = VARIANTS.get(VariantKey.from_spec(spec, "cpu", "numpy")).step
+    rng = np.random.default_rng(11)
+    weights = random_weights(rng, 3, 16, dtype)
+    h, c = rng.normal(size=(2, 4, 16)).astype(dtype)
+    step(rng.normal(size=(4, 3)).astype(dtype), h, c, *weights)
+    assembly = step.inspect_asm(step.signatures[0])
+    assert ("%zmm" in assembly) == wide
 
 
 @pytest.mark.parametrize("blas", BLAS_CHOICES)
