@@ -10,11 +10,12 @@ Loading one takes ctypes only.
 Built from the generated module's `native_<entry>_into` (the `_into` body on pointers, scratch
 from the caller: lower.cpu.native_shapes): numba.cfunc compiles it, every function but the entry
 is made internal and what only Numba's wrappers used is dropped, so that what remains undefined
-is exactly what the code calls. Code that needs Numba's runtime (allocation, exceptions, NumPy's BLAS through
-Numba) shows there, and the build is refused unless MKL and the C maths library provide every
-symbol. The system's C compiler (`cc`) links the object, depending on libmkl_rt. The file name carries
-everything the machine code depends on: the generated module's name (its spec), the entry, the
-generator, Numba's and llvmlite's versions, MKL's path and the CPU.
+is exactly what the code calls. Code that needs Numba's runtime (allocation, exceptions, NumPy's
+BLAS through Numba) shows there, and the build is refused unless MKL and the C maths library
+provide every symbol. The system's C compiler (`cc`) links the object, with libmkl_rt as a
+dependency. The file name carries everything the machine code depends on: the generated module's
+name (its spec), the entry, the generator, Numba's and llvmlite's versions, MKL's path and the
+CPU.
 """
 
 import ctypes
