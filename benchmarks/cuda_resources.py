@@ -28,8 +28,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for name, (input_dim, units) in SHAPES.items():
             key = VariantKey.from_spec(LSTMSpec(units, input_dim=input_dim, return_sequences=True), "cuda")
-            for arch in ARCHS:
-                ptx = module_ptx(import_module(generate(key, Path(scratch))), arch)
+            for arch, ptx in module_ptx(import_module(generate(key, Path(scratch))), ARCHS).items():
                 for kernel in KERNELS:
                     used = ptxas_resources(ptx[kernel], arch, Path(scratch))
                     print(f"| {name} ({input_dim}, {units}) | `{kernel}` | {arch[0]}{arch[1]} | "

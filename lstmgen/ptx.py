@@ -3,9 +3,10 @@
 `numba.cuda.compile_ptx` needs no driver for a kernel alone, but numba-cuda compiles every device
 function a kernel calls (ours, and `cuda.cg.this_grid()`'s overload) for "the current device",
 which it asks the driver for. `pinned_device(cc)` answers that question with `cc` instead, so the
-kernels that ship, grid barrier included, compile as they are. Device functions are cached per
-argument types, not per architecture; their NVVM IR does not depend on it here (no
-architecture-specific intrinsics), and each kernel's PTX is generated for the `cc` asked for.
+kernels that ship, grid barrier included, compile as they are. The NVVM IR does not depend on the
+architecture here (no architecture-specific intrinsics), so each function is typed and lowered
+once and its IR compiled to PTX for every architecture asked for: the same PTX as separate
+compiles (compared up to the names of shared arrays), in half the time of two.
 """
 
 import re
@@ -31,19 +32,25 @@ def pinned_device(cc: tuple):
             dispatcher.get_current_device = asked
 
 
-def module_ptx(module: ModuleType, cc: tuple, kernels: bool = True) -> dict:
-    """name -> PTX for every kernel (SIGNATURES, unless not `kernels`) and exposed device function
-    (DEVICE_SIGNATURES) of a generated CUDA module."""
-    from numba import cuda
+def module_ptx(module: ModuleType, ccs: tuple, kernels: bool = True) -> dict:
+    """{cc: {name: PTX}} for each architecture in `ccs`, of every kernel (SIGNATURES, unless not
+    `kernels`) and exposed device function (DEVICE_SIGNATURES) of a generated CUDA module."""
+    # numba.cuda.compile_ptx less its last step, which makes PTX for one architecture only.
+    from numba.cuda.compiler import _compile_pyfunc_with_fixup
 
-    out = {}
-    with pinned_device(cc):
-        for name, types in (module.SIGNATURES if kernels else {}).items():
-            kernel = getattr(module, name)
-            bounds = kernel.targetoptions.get("launch_bounds")  # compile_ptx ignores the decorator's
-            out[name] = cuda.compile_ptx(kernel.py_func, types, cc=cc, launch_bounds=bounds)[0]
-        for name, types in module.DEVICE_SIGNATURES.items():
-            out[name] = cuda.compile_ptx(getattr(module, name).py_func, types, cc=cc, device=True)[0]
+    functions = [(name, types, False)
+                 for name, types in (module.SIGNATURES if kernels else {}).items()]
+    functions += [(name, types, True) for name, types in module.DEVICE_SIGNATURES.items()]
+    out = {cc: {} for cc in ccs}
+    with pinned_device(ccs[0]):
+        for name, types, device in functions:
+            dispatcher = getattr(module, name)
+            # compile_ptx ignores the decorator's launch bounds: they are passed again.
+            library, _ = _compile_pyfunc_with_fixup(
+                dispatcher.py_func, types, device=device, cc=ccs[0], abi="numba",
+                launch_bounds=None if device else dispatcher.targetoptions.get("launch_bounds"))
+            for cc in ccs:
+                (out[cc][name],) = library.get_asm_strs(cc=cc)
     return out
 
 

@@ -45,10 +45,11 @@ def test_the_spread_has_both_kinds_of_module():
 
 @pytest.fixture(scope="module")
 def structure_ptx(tmp_path_factory):
-    """(structure, arch) -> {kernel name: PTX}, each arch from a freshly imported module."""
+    """(structure, arch) -> {kernel name: PTX}."""
     directory = tmp_path_factory.mktemp("cuda-ptx")
-    return {(name, arch): module_ptx(fresh_module(cuda_key(**kwargs), directory), arch)
-            for name, kwargs in STRUCTURES.items() for arch in ARCHS}
+    ptx = {name: module_ptx(fresh_module(cuda_key(**kwargs), directory), ARCHS)
+           for name, kwargs in STRUCTURES.items()}
+    return {(name, arch): ptx[name][arch] for name in STRUCTURES for arch in ARCHS}
 
 
 @pytest.mark.parametrize("name", sorted(STRUCTURES))
@@ -74,8 +75,7 @@ def test_every_kernel_compiles(structure_ptx, name, arch):
 def test_every_activation_compiles_in_the_step_device_functions(tmp_path, dtype, index):
     key = cuda_key(activation=NAMES[index], recurrent_activation=NAMES[(index + 1) % len(NAMES)],
                    dtype=dtype)
-    for arch in ARCHS:
-        ptx = module_ptx(fresh_module(key, tmp_path), arch, kernels=False)
+    for arch, ptx in module_ptx(fresh_module(key, tmp_path), ARCHS, kernels=False).items():
         assert set(ptx) == {"step", "step_masked"}
         assert all(f".target sm_{arch[0]}{arch[1]}" in text for text in ptx.values())
 
