@@ -1,4 +1,4 @@
-"""PTX of a generated CUDA module's kernels for a chosen GPU architecture, without a GPU.
+"""PTX of a generated CUDA module's kernels for chosen GPU architectures, without a GPU.
 
 `numba.cuda.compile_ptx` needs no driver for a kernel alone, but numba-cuda compiles every device
 function a kernel calls (ours, and `cuda.cg.this_grid()`'s overload) for "the current device",
