@@ -161,7 +161,7 @@ def spin(request, tmp_path):
 
         return spin
     if not native.enabled():
-        pytest.skip("native libraries are off here: Linux only, and LSTMGEN_NATIVE=0 turns them off")
+        pytest.skip(f"native libraries {native.status()}")
     functions = native.spin_functions(tmp_path)
     assert isinstance(functions, native.NativeSpin)
     return functions
@@ -188,7 +188,7 @@ def test_spin_turns_are_calibrated_to_time_spent(spin):
 
 def test_workers_take_the_native_spin_functions_where_there_are_some(monkeypatch, tmp_path):
     if not native.enabled():
-        pytest.skip("native libraries are off here: Linux only, and LSTMGEN_NATIVE=0 turns them off")
+        pytest.skip(f"native libraries {native.status()}")
     monkeypatch.setenv("LSTMGEN_CACHE_DIR", str(tmp_path))
     batch_threads._spin.cache_clear()
     try:

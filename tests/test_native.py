@@ -24,7 +24,7 @@ from lstmgen.spec import LSTMSpec
 from blas_helpers import skip_without
 from test_blas import random_mask
 
-OFF = "native libraries are off here: Linux only, and LSTMGEN_NATIVE=0 turns them off"
+OFF = f"native libraries {native.status()}"  # says why: not Linux, or LSTMGEN_NATIVE=0
 pytestmark = pytest.mark.skipif(not native.enabled(), reason=OFF)
 
 SPECS = [
