@@ -24,7 +24,8 @@ from lstmgen.errors import SpecError
 class Activation:
     name: str
     numpy: Callable[[np.ndarray], np.ndarray]
-    # A scalar expression in `x`; may use `math`, `np` and the helpers in SCALAR_HELPERS.
+    # A scalar expression in `x`; may use `math`, `np`, the helpers in SCALAR_HELPERS and
+    # (float32 forms) the FLOAT32_CONSTANTS.
     scalar_source: str
     # A float32 expression LLVM can vectorize (no libm calls), within FAST_FLOAT32_ABS_ERROR of
     # the exact value; empty where there is none and scalar_source is used in float32 too.
@@ -58,20 +59,20 @@ SCALAR_HELPERS = {
     "_softplus": ("return max(x, 0.0) + math.log1p(math.exp(-abs(x)))",),
     "_hard_sigmoid": ("return min(max(x / 6.0 + 0.5, 0.0), 1.0)",),
     # Eigen's and ONNX Runtime's rational tanh: odd degree-13 over even degree-6 polynomial on
-    # [-7.905, 7.905], where float32 tanh is already +-1. The clamp is written so NaN stays NaN.
+    # [-7.905, 7.905], where float32 tanh is already +-1. min and max keep NaN (Python's
+    # semantics, which Numba follows) and, unlike a conditional expression, add no branch.
     "_fast_tanh": (
-        "bound = np.float32(7.90531110763549805)",
-        "x = bound if x > bound else (-bound if x < -bound else x)",
+        "x = min(max(x, -_TANH_BOUND), _TANH_BOUND)",
         "x2 = x * x",
-        "p = x2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)",
-        "p = p * x2 + np.float32(-8.60467152213735e-11)",
-        "p = p * x2 + np.float32(5.12229709037114e-08)",
-        "p = p * x2 + np.float32(1.48572235717979e-05)",
-        "p = p * x2 + np.float32(6.37261928875436e-04)",
-        "p = p * x2 + np.float32(4.89352455891786e-03)",
-        "q = x2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)",
-        "q = q * x2 + np.float32(2.26843463243900e-03)",
-        "q = q * x2 + np.float32(4.89352518554385e-03)",
+        "p = x2 * _TANH_ALPHA_13 + _TANH_ALPHA_11",
+        "p = p * x2 + _TANH_ALPHA_9",
+        "p = p * x2 + _TANH_ALPHA_7",
+        "p = p * x2 + _TANH_ALPHA_5",
+        "p = p * x2 + _TANH_ALPHA_3",
+        "p = p * x2 + _TANH_ALPHA_1",
+        "q = x2 * _TANH_BETA_6 + _TANH_BETA_4",
+        "q = q * x2 + _TANH_BETA_2",
+        "q = q * x2 + _TANH_BETA_0",
         "return x * p / q",
     ),
     # float64 expm1(x) for 0 <= x <= 708 in plain arithmetic: Taylor of degree 18 at x / 2**10,
@@ -87,18 +88,34 @@ SCALAR_HELPERS = {
     ),
     # tanh|x| = q / (q + 2) with q = expm1(2|x|); 1.0 in float64 from |x| = 19.1 on.
     "_fast_tanh_64": (
-        "a = abs(x) * 2.0",
-        "q = _fast_expm1_64(40.0 if a > 40.0 else a)",  # written so that NaN stays NaN
-        "t = q / (q + 2.0)",
-        "return t if x >= 0.0 else -t",
+        "q = _fast_expm1_64(min(abs(x) * 2.0, 40.0))",
+        "return math.copysign(q / (q + 2.0), x)",
     ),
     # sigmoid(|x|) = (1 + q) / (2 + q) and sigmoid(-|x|) = 1 / (2 + q), q = expm1(|x|): both
     # accurate relative to the value, tails included (Keras's 1 / (1 + exp(-x)) is too).
     "_fast_sigmoid_64": (
-        "a = abs(x)",
-        "q = _fast_expm1_64(708.0 if a > 708.0 else a)",
-        "return (1.0 + q) / (2.0 + q) if x >= 0.0 else 1.0 / (2.0 + q)",
+        "q = _fast_expm1_64(min(abs(x), 708.0))",
+        "return (1.0 + q * (x >= 0.0)) / (2.0 + q)",
     ),
+}
+# The float32 constants the helpers name: module globals in generated code, which Numba reads as
+# constants, where each np.float32(...) written in a function is a call that Numba types, copies
+# into every caller it is inlined into, and lowers again (with branches, a fifth of a variant's
+# compile time went to inlining the gates' five activations).
+FLOAT32_CONSTANTS = {
+    "_TANH_BOUND": 7.90531110763549805,
+    "_TANH_ALPHA_13": -2.76076847742355e-16,
+    "_TANH_ALPHA_11": 2.00018790482477e-13,
+    "_TANH_ALPHA_9": -8.60467152213735e-11,
+    "_TANH_ALPHA_7": 5.12229709037114e-08,
+    "_TANH_ALPHA_5": 1.48572235717979e-05,
+    "_TANH_ALPHA_3": 6.37261928875436e-04,
+    "_TANH_ALPHA_1": 4.89352455891786e-03,
+    "_TANH_BETA_6": 1.19825839466702e-06,
+    "_TANH_BETA_4": 1.18534705686654e-04,
+    "_TANH_BETA_2": 2.26843463243900e-03,
+    "_TANH_BETA_0": 4.89352518554385e-03,
+    "_HALF": 0.5,
 }
 # Bounds on |fast - exact| over all float32 (float64) inputs, checked by tests/test_activations.py.
 FAST_FLOAT32_ABS_ERROR = 5e-7
@@ -107,7 +124,7 @@ FAST_FLOAT64_ABS_ERROR = 1e-15
 _TABLE = [
     Activation("tanh", np.tanh, "math.tanh(x)", "_fast_tanh(x)", "_fast_tanh_64(x)"),
     Activation("sigmoid", lambda x: 1.0 / (1.0 + np.exp(-x)), "1.0 / (1.0 + math.exp(-x))",
-               "np.float32(0.5) * _fast_tanh(np.float32(0.5) * x) + np.float32(0.5)",
+               "_HALF * _fast_tanh(_HALF * x) + _HALF",
                "_fast_sigmoid_64(x)"),
     Activation("hard_sigmoid", _hard_sigmoid, "_hard_sigmoid(x)"),
     # tf.keras / Keras 2 defined hard_sigmoid as clip(0.2x + 0.5): models imported from there need it.

@@ -1,8 +1,9 @@
 """Lower a variant key into the context the CPU template fills in (plain frozen data)."""
 
+import re
 from dataclasses import dataclass
 
-from lstmgen.activations import SCALAR_HELPERS, source
+from lstmgen.activations import FLOAT32_CONSTANTS, SCALAR_HELPERS, source
 from lstmgen.lower.plan import VariantKey
 from lstmgen.spec import weight_names, weight_shape
 from lstmgen.version import GENERATOR_VERSION
@@ -71,6 +72,7 @@ class CommonContext:
     output_activation_source: str  # "" when h uses `activation` (Keras's cell)
     h_activation: str  # the function applied to the new cell state
     helpers: tuple  # (name, body lines) of the scalar helpers the activations use
+    constants: tuple  # (name, definition) of the float32 constants they name
     weights_literal: str  # weight_shapes as a Python literal: the module's WEIGHTS
     use_bias: bool
     # The cell options (lstmgen.spec.CELL_OPTIONS) but proj_size, which only the CPU template computes.
@@ -192,6 +194,13 @@ def helpers_used(sources: list) -> set:
     return used
 
 
+def constants_used(sources: list) -> tuple:
+    """(name, definition) of the FLOAT32_CONSTANTS that the sources or their helpers name."""
+    texts = [*sources, *(line for name in helpers_used(sources) for line in SCALAR_HELPERS[name])]
+    return tuple((name, f"np.float32({value!r})") for name, value in FLOAT32_CONSTANTS.items()
+                 if any(re.search(rf"\b{name}\b", text) for text in texts))
+
+
 def common_fields(key: VariantKey, template: str) -> dict:
     """The context fields every target's template takes: header, sizes, activations, flags."""
     sources = [activation_source(key.activation, key.dtype),
@@ -213,6 +222,7 @@ def common_fields(key: VariantKey, template: str) -> dict:
         output_activation_source=sources[2],
         h_activation="output_activation" if key.output_activation else "activation",
         helpers=helpers,
+        constants=constants_used(sources),
         weights_literal=repr(weight_shapes(key)),
         use_bias=key.use_bias,
         use_recurrent_bias=key.use_recurrent_bias,
