@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmgen import blas
-from lstmgen.lower.cpu import NATIVE_SCRATCH, PADDING_SCRATCH, native_shapes
+from lstmgen.lower.cpu import PADDING_SCRATCH, native_scratch, native_shapes
 from lstmgen.lower.plan import VariantKey
 from lstmgen.sources import generator_digest
 
@@ -90,8 +90,9 @@ def build(key: VariantKey, entry_name: str, module, path: Path) -> None:
     from numba import types
 
     real = types.float32 if key.dtype == "float32" else types.float64
-    kinds = {"mask": types.boolean, "index": types.intp, "h_active": real}
-    scratch = NATIVE_SCRATCH[entry_name]
+    kinds = {"mask": types.boolean, "index": types.intp, "h_active": real,
+             "blocked_recurrent_kernel": real}
+    scratch = native_scratch(key, entry_name)
     pointers = [types.CPointer(kinds.get(param, real))
                 for param, _ in native_shapes(key, entry_name)]
     pointers += [types.CPointer(kinds.get(name, types.uint8)) for name in scratch]  # packed: bytes
@@ -202,7 +203,7 @@ class NativeForward:
         self._jit = jit
         params = [param for param, _ in native_shapes(key, entry_name)]
         self._h, self._time_axis = params.index("h"), 0 if key.time_major else 1  # of x, first
-        self._scratch_names = NATIVE_SCRATCH[entry_name]
+        self._scratch_names = native_scratch(key, entry_name)
         _mkl()  # loaded and set sequential first: the library links the same file
         function = getattr(ctypes.CDLL(str(path)), _symbol(entry_name))
         function.restype = None
@@ -237,13 +238,16 @@ class NativeForward:
         if kept is None or kept[0] != (n_batch, n_time):
             buffers, pointers, sizes = [], [], []
             for name in self._scratch_names:
-                if name.startswith("packed"):
-                    size = self._pack_size(_CBLAS_B_MATRIX, n_batch, self._gates,
-                                           self._packed_rows[name])
+                if name.startswith(("packed", "blocked")):
+                    size = (self._units * self._gates * self._dtype.itemsize
+                            if name == "blocked_recurrent_kernel" else
+                            self._pack_size(_CBLAS_B_MATRIX, n_batch, self._gates,
+                                            self._packed_rows[name]))
                     buffer = np.empty(size + _ALIGNMENT, np.uint8)
                     start = _address(buffer)
                     pointers.append(start + (-start % _ALIGNMENT))
-                    sizes.append(size)
+                    if name.startswith("packed"):
+                        sizes.append(size)
                 else:
                     rows = {"n_batch": n_batch, "n_time": n_time}
                     buffer = (np.empty(eval(PADDING_SCRATCH, {}, rows), np.intp) if name == "index"

@@ -101,8 +101,9 @@ class CpuContext(CommonContext):
     step_masked_params: str
     blas: str  # "mkl" or "numpy" (lower.plan.BLAS_CHOICES)
     mkl_prefix: str  # "s" or "d": MKL's name letter for the dtype (cblas_sgemm, cblas_dgemm)
-    native: tuple  # (entry point name, native_shapes, NATIVE_SCRATCH) of those with a native twin
+    native: tuple  # (entry point name, native_shapes, native_scratch) of those with a native twin
     padding_scratch: str  # PADDING_SCRATCH
+    blocked_product: bool  # blocked_product(key)
 
 
 def weight_params(key: VariantKey) -> tuple:
@@ -143,14 +144,36 @@ def cpu_entry_points(key: VariantKey) -> tuple:
 
 
 # The entry points with a native twin (lstmgen.native), `native_<name>_into`, and the scratch
-# each takes from its caller. Its arguments: pointers to the `_into` function's arrays
-# (native_shapes), then to each scratch buffer, then n_batch and n_time, then the size in bytes of
-# each packed_* buffer (a matrix packed by MKL for n_batch rows, 64-byte aligned). index: intp
-# [PADDING_SCRATCH]; h_active: [N, H] in the variant's dtype.
+# each takes from its caller (native_scratch). Its arguments: pointers to the `_into` function's
+# arrays (native_shapes), then to each scratch buffer, then n_batch and n_time, then the size in
+# bytes of each packed_* buffer (a matrix packed by MKL for n_batch rows, 64-byte aligned). index:
+# intp [PADDING_SCRATCH]; h_active: [N, H]; blocked_recurrent_kernel: blocked_product's panels
+# [4H / 64, H, 64], 64-byte aligned; both in the variant's dtype.
 NATIVE_SCRATCH = {"forward": ("packed_recurrent_kernel",),
                   "forward_masked": ("packed_recurrent_kernel", "index", "h_active"),
                   "forward_stepwise": ("packed_recurrent_kernel", "packed_kernel")}
 PADDING_SCRATCH = "4 * n_batch + 2 * n_time + 1"  # a masked call's intp scratch (rows and steps)
+
+# The recurrent product runs in register-blocked code of the module's own instead of a BLAS call
+# where its weights are float32 and small enough that a panel of 64 of their columns stays in L1:
+# at 1-32 rows 14-50% faster than MKL's packed product for H = 32..128; at H = 256 10% slower from
+# 8 rows (benchmarks/recurrent_product.py; BENCHMARKS.md). Panels are 64 columns: H % 16 == 0.
+BLOCKED_PRODUCT_MAX_WEIGHT_BYTES = 256 * 1024
+
+
+def blocked_product(key: VariantKey) -> bool:
+    return (key.dtype == "float32" and not key.proj_size and key.units % 16 == 0
+            and key.units * 4 * key.units * 4 <= BLOCKED_PRODUCT_MAX_WEIGHT_BYTES)
+
+
+def native_scratch(key: VariantKey, entry_name: str) -> tuple:
+    """NATIVE_SCRATCH of the entry, with the recurrent kernel copied to blocked_recurrent_kernel
+    instead of packed by MKL where the variant runs the product itself (blocked_product)."""
+    scratch = NATIVE_SCRATCH[entry_name]
+    if not blocked_product(key):
+        return scratch
+    return tuple("blocked_recurrent_kernel" if name == "packed_recurrent_kernel" else name
+                 for name in scratch)
 
 
 def native_shapes(key: VariantKey, entry_name: str) -> tuple:
@@ -277,7 +300,8 @@ def lower(key: VariantKey) -> CpuContext:
         step_masked_params=", ".join(step_params + ("mask_t",)),
         blas=key.blas,
         mkl_prefix={"float32": "s", "float64": "d"}[key.dtype],
-        native=tuple((name, native_shapes(key, name), scratch)
-                     for name, scratch in NATIVE_SCRATCH.items() if native_shapes(key, name)),
+        native=tuple((name, native_shapes(key, name), native_scratch(key, name))
+                     for name in NATIVE_SCRATCH if native_shapes(key, name)),
         padding_scratch=PADDING_SCRATCH,
+        blocked_product=blocked_product(key),
     )

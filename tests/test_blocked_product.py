@@ -1,0 +1,57 @@
+"""The recurrent product in the generated module's own register-blocked code
+(lstmgen.lower.cpu.blocked_product): which variants run it, its panels, and its result for every
+row count. Layers on it are checked against the reference with the other BLAS cases
+(tests/test_blas.py: CASES)."""
+
+import numpy as np
+import pytest
+
+from lstmgen.cache import VARIANTS
+from lstmgen.lower.cpu import blocked_product, native_scratch
+from lstmgen.lower.plan import VariantKey
+from lstmgen.render import render
+from lstmgen.spec import LSTMSpec
+
+
+def _key(blas="numpy", **fields):
+    return VariantKey.from_spec(LSTMSpec(input_dim=3, **fields), "cpu", blas)
+
+
+@pytest.mark.parametrize("fields, blocked", [
+    (dict(units=16), True),
+    (dict(units=128, go_backwards=True), True),
+    (dict(units=144), False),  # its recurrent kernel, 324 KB, is over 256 KB
+    (dict(units=24), False),  # 4H = 96 is not whole blocks of 64 columns
+    (dict(units=64, dtype="float64"), False),
+    (dict(units=64, proj_size=32), False),
+])
+def test_which_variants_run_the_product_themselves(fields, blocked):
+    for blas_name in ("numpy", "mkl"):
+        key = _key(blas_name, **fields)
+        assert blocked_product(key) == blocked
+        source = render(key)
+        assert ("def _product_block(" in source) == blocked
+        if blas_name == "numpy":
+            assert ("np.dot(h, recurrent_kernel, zh)" in source) != blocked
+        else:
+            assert ("_packed(recurrent_kernel, h.shape[0])" in source) != blocked
+            if not fields.get("proj_size"):  # projected variants have no native twin
+                expected = "blocked_recurrent_kernel" if blocked else "packed_recurrent_kernel"
+                assert native_scratch(key, "forward") == (expected,)
+                assert native_scratch(key, "forward_masked")[0] == expected
+
+
+@pytest.mark.parametrize("units", [16, 128])
+def test_product_of_every_row_count(units):
+    module = VARIANTS.get(_key(units=units))
+    rng = np.random.default_rng(units)
+    recurrent_kernel = rng.normal(size=(units, 4 * units)).astype(np.float32)
+    panels = module._blocked(recurrent_kernel)
+    assert panels.ctypes.data % 64 == 0 and panels.flags.c_contiguous
+    np.testing.assert_array_equal(panels, recurrent_kernel.reshape(units, -1, 64).transpose(1, 0, 2))
+    h = rng.normal(size=(11, units)).astype(np.float32)
+    for rows in range(12):  # whole blocks of 4 rows and the rows that remain
+        zh = np.full((rows, 4 * units), np.nan, np.float32)
+        module._recurrent_product(h[:rows], panels, zh)
+        expected = h[:rows].astype(np.float64) @ recurrent_kernel.astype(np.float64)
+        np.testing.assert_allclose(zh, expected, rtol=1e-5, atol=1e-5 * np.sqrt(units))
