@@ -238,11 +238,12 @@ class NativeForward:
         if kept is None or kept[0] != (n_batch, n_time):
             buffers, pointers, sizes = [], [], []
             for name in self._scratch_names:
-                if name.startswith(("packed", "blocked")):
-                    size = (self._units * self._gates * self._dtype.itemsize
-                            if name == "blocked_recurrent_kernel" else
-                            self._pack_size(_CBLAS_B_MATRIX, n_batch, self._gates,
-                                            self._packed_rows[name]))
+                if name.startswith(("packed", "blocked")):  # 64-byte aligned bytes
+                    if name == "blocked_recurrent_kernel":  # the panels: H x 4H
+                        size = self._units * self._gates * self._dtype.itemsize
+                    else:
+                        size = self._pack_size(_CBLAS_B_MATRIX, n_batch, self._gates,
+                                               self._packed_rows[name])
                     buffer = np.empty(size + _ALIGNMENT, np.uint8)
                     start = _address(buffer)
                     pointers.append(start + (-start % _ALIGNMENT))

@@ -162,8 +162,10 @@ BLOCKED_PRODUCT_MAX_WEIGHT_BYTES = 256 * 1024
 
 
 def blocked_product(key: VariantKey) -> bool:
-    return (key.dtype == "float32" and not key.proj_size and key.units % 16 == 0
-            and key.units * 4 * key.units * 4 <= BLOCKED_PRODUCT_MAX_WEIGHT_BYTES)
+    if key.dtype != "float32" or key.proj_size or key.units % 16 != 0:
+        return False
+    recurrent_kernel_bytes = key.units * 4 * key.units * 4  # [H, 4H] float32
+    return recurrent_kernel_bytes <= BLOCKED_PRODUCT_MAX_WEIGHT_BYTES
 
 
 def native_scratch(key: VariantKey, entry_name: str) -> tuple:
