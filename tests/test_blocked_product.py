@@ -55,3 +55,10 @@ def test_product_of_every_row_count(units):
         module._recurrent_product(h[:rows], panels, zh)
         expected = h[:rows].astype(np.float64) @ recurrent_kernel.astype(np.float64)
         np.testing.assert_allclose(zh, expected, rtol=1e-5, atol=1e-5 * np.sqrt(units))
+
+
+def test_a_recurrent_kernel_of_another_shape_is_refused():
+    """The panels are copied by index: a wrong shape must not read past the array."""
+    module = VARIANTS.get(_key(units=16))
+    with pytest.raises(ValueError, match=r"recurrent_kernel must be \[UNITS, 4 \* UNITS\]"):
+        module._blocked(np.zeros((16, 32), np.float32))
