@@ -114,13 +114,14 @@ def run_pair(first, second, concurrent: bool) -> tuple:
 # OpenMP's workers do by default.
 SPIN_S = 0.002
 POLL_S = 50e-6
-# Having seen a new job, a worker spins this much longer before it takes the GIL: the caller
-# holds the GIL until its own part starts (3-5 us through Numba's dispatcher, 6-8 through a
-# native library's ctypes call), and a thread that waits for the GIL sleeps. Measured on the
-# small case (interleaved, five runs): at 10 us the native library's calls ran 5-10% slower than
-# Numba's, at 15-20 us within 2%, and Numba's own were no slower at 20 than at 10.
+# Having seen a new Python job, a worker spins this much longer before it takes the GIL: the
+# caller holds the GIL until its own part starts (3-5 us through Numba's dispatcher), and a
+# thread that waits for the GIL sleeps. Measured on the small case (interleaved, five runs): at
+# 10 us parts ran 5-10% slower than at 15-20. (A native library's part needs no GIL: spin.serve.)
 GIL_HANDOFF_S = 20e-6
-_JOB, _DONE = 0, 8  # a worker's flags (jobs started, finished), a cache line apart
+# A worker's flags (lstmgen.spin.serve's layout): jobs posted, the posted job's native function
+# (0: a Python job) and its arguments' address on one cache line; jobs finished on the next.
+JOB, FUNCTION, ARGUMENTS, DONE = 0, 1, 2, 8
 
 
 @functools.lru_cache(maxsize=1)
@@ -160,19 +161,20 @@ def _turns(seconds: float) -> int:
 
 
 class _Worker:
-    """One thread that runs one job at a time.
+    """One thread that runs one job at a time: a Python callable, or a native library's entry
+    on its arguments (start_native), which it runs without taking the GIL.
 
     Handing a job over and back costs no wake-up while the worker is busy or recently was: it
     spins between jobs (lstmgen.spin, without the GIL) and signals the end of a job from there.
-    Idle for SPIN_S, it sleeps on a lock, and start() wakes it.
+    Idle for SPIN_S, it sleeps on a lock, and a start wakes it.
     """
 
     def __init__(self, cpu):
         self.cpu = cpu  # the CPU it keeps to, or None
-        self._flags = flags(2)
+        self._flags = flags(2)  # JOB, FUNCTION, ARGUMENTS, DONE
         self._jobs = 0
-        self._job = self._error = None
-        self._mutex = threading.Lock()  # orders _sleeping against start(): no lost wake-up
+        self._job = self._error = self._arguments = None
+        self._mutex = threading.Lock()  # orders _sleeping against a start: no lost wake-up
         self._sleeping = False
         self._wake = threading.Lock()
         self._wake.acquire()
@@ -183,37 +185,46 @@ class _Worker:
             os.sched_setaffinity(0, {self.cpu})  # this thread only
         spins, handoff = _turns(SPIN_S), _turns(GIL_HANDOFF_S)
         done = 0
-        job = _spin().wait_while(self._flags, _JOB, done, spins, handoff)
         while True:
+            job = _spin().serve(self._flags, JOB, DONE, done, spins, handoff)  # runs native jobs
+            done = int(self._flags[DONE])
             if job == done:  # no job for SPIN_S
                 with self._mutex:
-                    sleep = self._sleeping = self._flags[_JOB] == done
+                    sleep = self._sleeping = self._flags[JOB] == done
                 if sleep:
                     self._wake.acquire()
-                job = self._flags[_JOB]
                 continue
             try:
                 self._job()
             except BaseException as err:  # handed to the caller by join()
                 self._error = err
             done = job
-            job = _spin().store_then_wait_while(self._flags, _DONE, done, _JOB, done, spins,
-                                             handoff)
 
     def start(self, job) -> None:
-        self._job = job
+        """Run job() on the worker's thread."""
+        self._post(job, 0, None)
+
+    def start_native(self, address: int, arguments: np.ndarray) -> None:
+        """Run the native function at `address` on `arguments` (int64, kept alive until the
+        next start) on the worker's thread, without the GIL."""
+        self._post(None, address, arguments)
+
+    def _post(self, job, address: int, arguments) -> None:
+        self._job, self._arguments = job, arguments
+        self._flags[FUNCTION] = address
+        self._flags[ARGUMENTS] = 0 if arguments is None else arguments.ctypes.data
         self._jobs += 1
-        self._flags[_JOB] = self._jobs
+        self._flags[JOB] = self._jobs  # last: the worker reads the rest after seeing it
         with self._mutex:
             if self._sleeping:
                 self._sleeping = False
                 self._wake.release()
 
     def join(self) -> None:
-        """Wait for the job start() gave; raise what it raised."""
-        started, spin = self._jobs, _spin()
-        if spin.wait_while(self._flags, _DONE, started - 1, _turns(SPIN_S), 0) != started:
-            while spin.wait_while(self._flags, _DONE, started - 1, 0, 0) != started:
+        """Wait for the job posted last; raise what it raised."""
+        started, functions = self._jobs, _spin()
+        if functions.wait_while(self._flags, DONE, started - 1, _turns(SPIN_S), 0) != started:
+            while functions.wait_while(self._flags, DONE, started - 1, 0, 0) != started:
                 time.sleep(POLL_S)
         error, self._error = self._error, None
         if error is not None:
@@ -253,9 +264,15 @@ def run(function, args: list, axes: list, n_batch: int, n_time: int, multiply_ad
         if free:
             os.sched_setaffinity(0, free)
         try:
-            # The caller's own part starts right after the last worker's: see GIL_HANDOFF_S.
-            for worker, call in zip(workers, calls[1:]):
-                worker.start(lambda call=call: function(*call))
+            # A native library's parts run in the workers' spin loops (no GIL needed); else the
+            # caller's own part starts right after the last worker's: see GIL_HANDOFF_S.
+            native = hasattr(function, "arguments")  # native.NativeForward
+            for k, (worker, call) in enumerate(zip(workers, calls[1:])):
+                arguments = function.arguments(call, part=k) if native else None
+                if arguments is None:
+                    worker.start(lambda call=call: function(*call))
+                else:
+                    worker.start_native(function.address, arguments)
             function(*calls[0])  # this thread runs the first part
         finally:
             if free:

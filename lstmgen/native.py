@@ -40,8 +40,7 @@ from lstmgen.lower.plan import VariantKey
 from lstmgen.sources import generator_digest
 
 ENV = "LSTMGEN_NATIVE"
-SPIN_SYMBOLS = {"wait_while": "lstmgen_wait_while",
-                "store_then_wait_while": "lstmgen_store_then_wait_while"}
+SPIN_SYMBOLS = {"wait_while": "lstmgen_wait_while", "serve": "lstmgen_serve"}
 _CBLAS_B_MATRIX = 162  # CblasBMatrix: which operand cblas_?gemm_pack_get_size sizes
 _ALIGNMENT = 64
 
@@ -89,15 +88,7 @@ def build(key: VariantKey, entry_name: str, module, path: Path) -> None:
     without Numba."""
     from numba import types
 
-    real = types.float32 if key.dtype == "float32" else types.float64
-    kinds = {"mask": types.boolean, "index": types.intp, "h_active": real,
-             "blocked_recurrent_kernel": real}
-    scratch = native_scratch(key, entry_name)
-    pointers = [types.CPointer(kinds.get(param, real))
-                for param, _ in native_shapes(key, entry_name)]
-    pointers += [types.CPointer(kinds.get(name, types.uint8)) for name in scratch]  # packed: bytes
-    sizes = [types.intp] * (2 + sum(name.startswith("packed") for name in scratch))
-    signature = types.void(*pointers, *sizes)
+    signature = types.void(types.CPointer(types.int64))  # native_arguments, in a row
     _build_library({_symbol(entry_name): (getattr(module, f"native_{entry_name}_into"), signature)},
                    module.CODEGEN_OPTIONS, [blas.mkl_runtime()], path)
 
@@ -197,7 +188,10 @@ def _mkl():
 class NativeForward:
     """`<entry>_into` of one variant, run by its native library: the same arguments (NumPy arrays
     in the `_into` order), for C-contiguous arrays of the variant's dtype and shapes; a call with
-    any other array runs `jit()` (the generated function) instead."""
+    any other array runs `jit()` (the generated function) instead.
+
+    `address` and `arguments(...)` let lstmgen's worker threads call the library from native code
+    (batch_threads, lstmgen.spin.serve): `<address>(arguments)` does what a call would."""
 
     def __init__(self, key: VariantKey, entry_name: str, path: Path, jit):
         self._jit = jit
@@ -207,10 +201,9 @@ class NativeForward:
         _mkl()  # loaded and set sequential first: the library links the same file
         function = getattr(ctypes.CDLL(str(path)), _symbol(entry_name))
         function.restype = None
-        packed = [name for name in self._scratch_names if name.startswith("packed")]
-        function.argtypes = ([ctypes.c_void_p] * (len(params) + len(self._scratch_names))
-                             + [ctypes.c_ssize_t] * (2 + len(packed)))
+        function.argtypes = [ctypes.c_void_p]  # int64 arguments: lower.cpu.native_arguments
         self._function = function
+        self.address = ctypes.cast(function, ctypes.c_void_p).value
         pack_size = getattr(_mkl(), f"cblas_{'s' if key.dtype == 'float32' else 'd'}"
                                     "gemm_pack_get_size")
         pack_size.restype = ctypes.c_size_t
@@ -219,44 +212,54 @@ class NativeForward:
         self._packed_rows = {"packed_recurrent_kernel": key.units, "packed_kernel": key.input_dim}
         self._pack_size, self._gates = pack_size, 4 * key.units
         self._dtype, self._units = np.dtype(key.dtype), key.units
-        self._scratch = threading.local()
+        self._scratch = threading.local()  # a calling thread's
+        self._parts = {}  # part -> scratch of worker threads' calls (arguments(part=...))
 
     def __call__(self, *arrays) -> None:
         # Lean: a worker thread's part waits for the GIL until the caller's part has released it.
+        arguments = self.arguments(arrays)
+        if arguments is None:
+            self._jit()(*arrays)  # nothing to run, or an array the library cannot take
+            return
+        self._function(_address(arguments))
+
+    def arguments(self, arrays, part=None):
+        """The library's int64 arguments for a call on `arrays`, or None where it cannot run them
+        (then call this object). Scratch is the calling thread's, or, with `part`, that part's
+        (one call per part at a time: the caller of batch_threads.run holds its lock)."""
         addresses = [_address(a) for a in arrays]
         n_batch, n_time = arrays[self._h].shape[0], arrays[0].shape[self._time_axis]
         if n_batch == 0 or n_time == 0 or None in addresses:
-            self._jit()(*arrays)  # nothing to run, or an array the library cannot take
-            return
-        pointers, sizes = self._scratch_for(n_batch, n_time)
-        self._function(*addresses, *pointers, n_batch, n_time, *sizes)
+            return None
+        kept = self._scratch.__dict__ if part is None else self._parts.setdefault(part, {})
+        if kept.get("sizes") != (n_batch, n_time):
+            kept["buffers"], kept["tail"] = self._scratch_for(n_batch, n_time)
+            kept["sizes"] = (n_batch, n_time)
+        pointers, sizes = kept["tail"]
+        return np.array([*addresses, *pointers, n_batch, n_time, *sizes], np.int64)
 
     def _scratch_for(self, n_batch: int, n_time: int) -> tuple:
-        """(addresses of this thread's scratch buffers, the packed ones' sizes), made again when
-        the call's sizes change. A thread runs one call at a time; a call overwrites them."""
-        kept = getattr(self._scratch, "kept", None)
-        if kept is None or kept[0] != (n_batch, n_time):
-            buffers, pointers, sizes = [], [], []
-            for name in self._scratch_names:
-                if name.startswith(("packed", "blocked")):  # 64-byte aligned bytes
-                    if name == "blocked_recurrent_kernel":  # the panels: H x 4H
-                        size = self._units * self._gates * self._dtype.itemsize
-                    else:
-                        size = self._pack_size(_CBLAS_B_MATRIX, n_batch, self._gates,
-                                               self._packed_rows[name])
-                    buffer = np.empty(size + _ALIGNMENT, np.uint8)
-                    start = _address(buffer)
-                    pointers.append(start + (-start % _ALIGNMENT))
-                    if name.startswith("packed"):
-                        sizes.append(size)
+        """(scratch buffers, (their addresses, the packed ones' sizes)) for a call's sizes."""
+        buffers, pointers, sizes = [], [], []
+        for name in self._scratch_names:
+            if name.startswith(("packed", "blocked")):  # 64-byte aligned bytes
+                if name == "blocked_recurrent_kernel":  # the panels: H x 4H
+                    size = self._units * self._gates * self._dtype.itemsize
                 else:
-                    rows = {"n_batch": n_batch, "n_time": n_time}
-                    buffer = (np.empty(eval(PADDING_SCRATCH, {}, rows), np.intp) if name == "index"
-                              else np.empty((n_batch, self._units), self._dtype))  # h_active
-                    pointers.append(_address(buffer))
-                buffers.append(buffer)
-            kept = self._scratch.kept = ((n_batch, n_time), buffers, pointers, sizes)
-        return kept[2], kept[3]
+                    size = self._pack_size(_CBLAS_B_MATRIX, n_batch, self._gates,
+                                           self._packed_rows[name])
+                buffer = np.empty(size + _ALIGNMENT, np.uint8)
+                start = _address(buffer)
+                pointers.append(start + (-start % _ALIGNMENT))
+                if name.startswith("packed"):
+                    sizes.append(size)
+            else:
+                rows = {"n_batch": n_batch, "n_time": n_time}
+                buffer = (np.empty(eval(PADDING_SCRATCH, {}, rows), np.intp) if name == "index"
+                          else np.empty((n_batch, self._units), self._dtype))  # h_active
+                pointers.append(_address(buffer))
+            buffers.append(buffer)
+        return buffers, (pointers, sizes)
 
 
 def _address(array: np.ndarray, _view=ctypes.c_char.from_buffer, _at=ctypes.addressof):
@@ -283,8 +286,8 @@ def entry_function(key: VariantKey, entry_name: str, directory: Path, module):
 
 
 def spin_functions(directory: Path):
-    """lstmgen.spin's wait_while and store_then_wait_while from a native library, built into
-    `directory` if it is not there yet; None where there is none (then lstmgen.spin serves)."""
+    """lstmgen.spin's wait_while and serve from a native library, built into `directory` if it is
+    not there yet; None where there is none (then lstmgen.spin serves)."""
     if not enabled():
         return None
     source = Path(__file__).with_name("spin.py").read_bytes()
@@ -298,13 +301,11 @@ def _build_spin(path: Path) -> None:
 
     from lstmgen import spin
 
-    flags, index = types.CPointer(types.int64), types.intp
+    flags, index, count = types.CPointer(types.int64), types.intp, types.int64
     entries = {SPIN_SYMBOLS["wait_while"]: (spin.native_wait_while, types.int64(
-                   flags, index, index, types.int64, types.int64, types.int64)),
-               SPIN_SYMBOLS["store_then_wait_while"]: (
-                   spin.native_store_then_wait_while, types.int64(
-                       flags, index, index, types.int64, index, types.int64, types.int64,
-                       types.int64))}
+                   flags, index, index, count, count, count)),
+               SPIN_SYMBOLS["serve"]: (spin.native_serve, types.int64(
+                   flags, index, index, index, count, count, count))}
     _build_library(entries, {}, [], path)
 
 
@@ -317,18 +318,16 @@ class NativeSpin:
         self._wait = getattr(library, SPIN_SYMBOLS["wait_while"])
         self._wait.argtypes = ([ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t]
                                + [ctypes.c_int64] * 3)
-        self._store_wait = getattr(library, SPIN_SYMBOLS["store_then_wait_while"])
-        self._store_wait.argtypes = ([ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t,
-                                      ctypes.c_int64, ctypes.c_ssize_t] + [ctypes.c_int64] * 3)
-        self._wait.restype = self._store_wait.restype = ctypes.c_int64
+        self._serve = getattr(library, SPIN_SYMBOLS["serve"])
+        self._serve.argtypes = [ctypes.c_void_p] + [ctypes.c_ssize_t] * 3 + [ctypes.c_int64] * 3
+        self._wait.restype = self._serve.restype = ctypes.c_int64
 
     def wait_while(self, flags, index, value, turns, then_turns) -> int:
         return self._wait(_address(flags), flags.size, index, value, turns, then_turns)
 
-    def store_then_wait_while(self, flags, store_index, store_value, index, value, turns,
-                              then_turns) -> int:
-        return self._store_wait(_address(flags), flags.size, store_index, store_value, index,
-                                value, turns, then_turns)
+    def serve(self, flags, job_index, done_index, done, turns, then_turns) -> int:
+        return self._serve(_address(flags), flags.size, job_index, done_index, done, turns,
+                           then_turns)
 
 
 def _built(path: Path, build, user: str):

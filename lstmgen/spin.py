@@ -3,6 +3,8 @@
 A thread blocked on a lock or on the GIL sleeps, and on the machines we measured waking it took
 15-45 us (a virtual CPU that went idle), a tenth of a small layer call. So lstmgen's batch workers
 spin on a flag between jobs, in Numba code that holds no GIL, and signal the end of a job from there.
+A job that is a call of a native library (lstmgen.native) runs right there too (serve): the worker
+never waits for the GIL, which the thread that posted the job holds until its own part starts.
 
 A spinning loop says so to the CPU (x86 `pause`, ARM `yield`), which then spares the core's
 sibling thread and power.
@@ -55,6 +57,19 @@ def _pause(typingctx):
     return types.void(), codegen
 
 
+@intrinsic
+def _call(typingctx, function, arguments):
+    """function(arguments): a native library's entry (void f(int64 *)) at address `function` on
+    the int64 arguments at address `arguments`."""
+    def codegen(context, builder, signature, args):
+        word_pointer = ir.IntType(64).as_pointer()
+        entry = builder.inttoptr(args[0], ir.FunctionType(ir.VoidType(), [word_pointer]).as_pointer())
+        builder.call(entry, [builder.inttoptr(args[1], word_pointer)])
+        return context.get_dummy_value()
+
+    return types.void(function, arguments), codegen
+
+
 _JIT = dict(nogil=True, cache=True)
 
 
@@ -75,11 +90,23 @@ def wait_while(flags, index, value, turns, then_turns):
 
 
 @numba.njit(**_JIT)
-def store_then_wait_while(flags, store_index, store_value, index, value, turns, then_turns):
-    """flags[store_index] = store_value, then wait_while(flags, index, value, ...): without taking
-    the GIL in between, so the thread waiting for the store never waits for this one's GIL."""
-    _store_release(flags, store_index, store_value)
-    return wait_while(flags, index, value, turns, then_turns)
+def serve(flags, job_index, done_index, done, turns, then_turns):
+    """A worker thread's loop between Python jobs: flags[done_index] = done, then each native job
+    posted runs here, without the GIL, and is marked done there. A job is posted as
+    flags[job_index + 1] (the address of a native library's entry: see _call; 0 for a Python
+    job) and flags[job_index + 2] (its arguments' address), then flags[job_index] moved past done.
+    Returns the number of the first Python job posted (after `then_turns` more turns: see
+    wait_while), or of the last job done once `turns` turns pass without a job."""
+    while True:
+        _store_release(flags, done_index, done)
+        job = wait_while(flags, job_index, done, turns, 0)
+        if job == done:
+            return done
+        function = flags[job_index + 1]  # written before the job's number, read after it
+        if function == 0:
+            return wait_while(flags, job_index, done, 1, then_turns)
+        _call(function, flags[job_index + 2])
+        done = job
 
 
 # The same on a pointer to `count` flags: the bodies lstmgen.native compiles with numba.cfunc
@@ -88,7 +115,6 @@ def native_wait_while(flags_pointer, count, index, value, turns, then_turns):
     return wait_while(numba.carray(flags_pointer, (count,)), index, value, turns, then_turns)
 
 
-def native_store_then_wait_while(flags_pointer, count, store_index, store_value, index, value,
-                                 turns, then_turns):
-    return store_then_wait_while(numba.carray(flags_pointer, (count,)), store_index, store_value,
-                                 index, value, turns, then_turns)
+def native_serve(flags_pointer, count, job_index, done_index, done, turns, then_turns):
+    return serve(numba.carray(flags_pointer, (count,)), job_index, done_index, done, turns,
+                 then_turns)

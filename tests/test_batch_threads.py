@@ -1,5 +1,6 @@
 """The CPU target runs parts of the batch on several threads and gets the one-thread answer."""
 
+import ctypes
 import os
 import signal
 import threading
@@ -137,6 +138,36 @@ def test_a_worker_runs_every_job_once_whether_it_spun_or_slept_in_between(short_
     assert ran[-1] == "woken"
 
 
+# A native job's stand-in: a C function pointer on int64 arguments (a ctypes callback takes the
+# GIL itself), which writes arguments[0] = 2 * arguments[1] + 1.
+_NATIVE_JOB = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64))
+
+
+@_NATIVE_JOB
+def _double_plus_one(arguments):
+    arguments[0] = 2 * arguments[1] + 1
+
+
+_DOUBLE_PLUS_ONE = ctypes.cast(_double_plus_one, ctypes.c_void_p).value
+
+
+def test_a_worker_runs_native_and_python_jobs_in_any_order(short_spins):
+    worker = batch_threads._Worker(None)
+    rng = np.random.default_rng(6)
+    ran = []
+    for k in range(60):
+        time.sleep(rng.choice([0.0, 0.0, 5e-4, 0.01]))
+        if rng.random() < 0.5:
+            arguments = np.array([-1, k], np.int64)
+            worker.start_native(_DOUBLE_PLUS_ONE, arguments)
+            worker.join()
+            ran.append(int(arguments[0]))
+        else:
+            worker.start(lambda k=k: ran.append(2 * k + 1))
+            worker.join()
+        assert ran == [2 * j + 1 for j in range(k + 1)]
+
+
 def test_a_caller_waits_past_its_spin_for_a_long_job_and_gets_its_error(short_spins):
     worker = batch_threads._Worker(None)
 
@@ -170,11 +201,27 @@ def spin(request, tmp_path):
 def test_spin_wait_returns_a_change_made_by_another_thread_or_the_value_after_its_budget(spin):
     flags = batch_threads.flags(2)
     assert spin.wait_while(flags, 8, 0, 1000, 0) == 0  # nothing changed: budget spent
-    timer = threading.Timer(0.01, lambda: spin.store_then_wait_while(flags, 8, 7, 0, 0, 0, 0))
+    timer = threading.Timer(0.01, lambda: spin.serve(flags, 0, 8, 7, 0, 0))  # stores 7, returns
     timer.start()
     assert spin.wait_while(flags, 8, 0, 10 ** 9, 0) == 7  # spins until the other thread stores
     timer.join()
     assert flags.tolist() == [0] * 8 + [7] + [0] * 7
+
+
+def test_serve_runs_native_jobs_until_a_python_job_or_its_budget(spin):
+    """spin.serve on the flag layout of batch_threads (job at 0, its function and arguments at 1
+    and 2, done at 8)."""
+    flags = batch_threads.flags(2)
+    flags[0] = 3  # three jobs posted
+    assert spin.serve(flags, 0, 8, 3, 1000, 0) == 3  # marks 3 done; no new job: after its budget
+    assert flags[8] == 3
+    arguments = np.array([0, 20], np.int64)
+    flags[1], flags[2], flags[0] = _DOUBLE_PLUS_ONE, arguments.ctypes.data, 4
+    assert spin.serve(flags, 0, 8, 3, 1000, 0) == 4  # ran the native job 4, then no job
+    assert arguments.tolist() == [41, 20] and flags[8] == 4
+    flags[1], flags[0] = 0, 5
+    assert spin.serve(flags, 0, 8, 4, 10 ** 9, 10) == 5  # Python's job: handed back undone
+    assert flags[8] == 4
 
 
 def test_spin_turns_are_calibrated_to_time_spent(spin):

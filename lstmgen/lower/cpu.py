@@ -101,7 +101,9 @@ class CpuContext(CommonContext):
     step_masked_params: str
     blas: str  # "mkl" or "numpy" (lower.plan.BLAS_CHOICES)
     mkl_prefix: str  # "s" or "d": MKL's name letter for the dtype (cblas_sgemm, cblas_dgemm)
-    native: tuple  # (entry point name, native_shapes, native_scratch) of those with a native twin
+    # (entry point name, native_shapes, native_scratch, native_arguments) of those with a native twin
+    native: tuple
+    native_pointees: dict  # NATIVE_POINTEES
     padding_scratch: str  # PADDING_SCRATCH
     blocked_product: bool  # blocked_product(key)
 
@@ -144,15 +146,19 @@ def cpu_entry_points(key: VariantKey) -> tuple:
 
 
 # The entry points with a native twin (lstmgen.native), `native_<name>_into`, and the scratch
-# each takes from its caller (native_scratch). Its arguments: pointers to the `_into` function's
-# arrays (native_shapes), then to each scratch buffer, then n_batch and n_time, then the size in
-# bytes of each packed_* buffer (a matrix packed by MKL for n_batch rows, 64-byte aligned). index:
-# intp [PADDING_SCRATCH]; h_active: [N, H]; blocked_recurrent_kernel: blocked_product's panels
-# [4H / 64, H, 64], 64-byte aligned; both in the variant's dtype.
+# each takes from its caller (native_scratch). It takes one pointer, to int64 arguments
+# (native_arguments): the addresses of the `_into` function's arrays (native_shapes), then of each
+# scratch buffer, then n_batch and n_time, then the size in bytes of each packed_* buffer (a
+# matrix packed by MKL for n_batch rows, 64-byte aligned). index: intp [PADDING_SCRATCH];
+# h_active: [N, H]; blocked_recurrent_kernel: blocked_product's panels [4H / 64, H, 64], 64-byte
+# aligned; both in the variant's dtype.
 NATIVE_SCRATCH = {"forward": ("packed_recurrent_kernel",),
                   "forward_masked": ("packed_recurrent_kernel", "index", "h_active"),
                   "forward_stepwise": ("packed_recurrent_kernel", "packed_kernel")}
 PADDING_SCRATCH = "4 * n_batch + 2 * n_time + 1"  # a masked call's intp scratch (rows and steps)
+# The element type of the native arguments that do not point to the variant's dtype.
+NATIVE_POINTEES = {"mask": "np.bool_", "index": "np.intp", "packed_recurrent_kernel": "np.uint8",
+                   "packed_kernel": "np.uint8"}
 
 # The recurrent product runs in register-blocked code of the module's own instead of a BLAS call
 # where its weights are float32 and small enough that a panel of 64 of their columns stays in L1:
@@ -176,6 +182,14 @@ def native_scratch(key: VariantKey, entry_name: str) -> tuple:
         return scratch
     return tuple("blocked_recurrent_kernel" if name == "packed_recurrent_kernel" else name
                  for name in scratch)
+
+
+def native_arguments(key: VariantKey, entry_name: str) -> tuple:
+    """The names of `native_<entry_name>_into`'s int64 arguments, in order (see NATIVE_SCRATCH):
+    one per array and scratch buffer (its address), then the sizes."""
+    scratch = native_scratch(key, entry_name)
+    return (*(param for param, _ in native_shapes(key, entry_name)), *scratch, "n_batch", "n_time",
+            *(f"{name}_size" for name in scratch if name.startswith("packed")))
 
 
 def native_shapes(key: VariantKey, entry_name: str) -> tuple:
@@ -302,8 +316,10 @@ def lower(key: VariantKey) -> CpuContext:
         step_masked_params=", ".join(step_params + ("mask_t",)),
         blas=key.blas,
         mkl_prefix={"float32": "s", "float64": "d"}[key.dtype],
-        native=tuple((name, native_shapes(key, name), native_scratch(key, name))
+        native=tuple((name, native_shapes(key, name), native_scratch(key, name),
+                      native_arguments(key, name))
                      for name in NATIVE_SCRATCH if native_shapes(key, name)),
+        native_pointees=NATIVE_POINTEES,
         padding_scratch=PADDING_SCRATCH,
         blocked_product=blocked_product(key),
     )
