@@ -3,6 +3,11 @@
 row count. Layers on it are checked against the reference with the other BLAS cases
 (tests/test_blas.py: CASES)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -30,7 +35,7 @@ def test_which_variants_run_the_product_themselves(fields, blocked):
         key = _key(blas_name, **fields)
         assert blocked_product(key) == blocked
         source = render(key)
-        assert ("def _product_block(" in source) == blocked
+        assert ("def _block_product(" in source) == blocked
         if blas_name == "numpy":
             assert ("np.dot(h, recurrent_kernel, zh)" in source) != blocked
         else:
@@ -41,8 +46,7 @@ def test_which_variants_run_the_product_themselves(fields, blocked):
                 assert native_scratch(key, "forward_masked")[0] == expected
 
 
-@pytest.mark.parametrize("units", [16, 128])
-def test_product_of_every_row_count(units):
+def check_product_of_every_row_count(units):
     module = VARIANTS.get(_key(units=units))
     rng = np.random.default_rng(units)
     recurrent_kernel = rng.normal(size=(units, 4 * units)).astype(np.float32)
@@ -55,6 +59,24 @@ def test_product_of_every_row_count(units):
         module._recurrent_product(h[:rows], panels, zh)
         expected = h[:rows].astype(np.float64) @ recurrent_kernel.astype(np.float64)
         np.testing.assert_allclose(zh, expected, rtol=1e-5, atol=1e-5 * np.sqrt(units))
+
+
+@pytest.mark.parametrize("units", [16, 128])
+def test_product_of_every_row_count(units):
+    check_product_of_every_row_count(units)
+
+
+# A CPU without AVX-512 (Haswell's features): the product in vectors of 8, a row at a time.
+_HASWELL = "+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+lzcnt,+popcnt,+movbe,+sse4.2,+sse4.1,+ssse3,-avx512f"
+
+
+def test_product_of_every_row_count_without_avx512(tmp_path):
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=_HASWELL,
+               LSTMGEN_CACHE_DIR=str(tmp_path), PYTHONPATH=str(Path(__file__).parent))
+    check = ("import numba.core.config as c; assert '+avx512f' not in c.CPU_FEATURES; "
+             "from test_blocked_product import check_product_of_every_row_count as check; "
+             "check(16); check(64)")
+    subprocess.run([sys.executable, "-c", check], env=env, check=True)
 
 
 def test_a_recurrent_kernel_of_another_shape_is_refused():

@@ -103,7 +103,6 @@ class CpuContext(CommonContext):
     mkl_prefix: str  # "s" or "d": MKL's name letter for the dtype (cblas_sgemm, cblas_dgemm)
     # (entry point name, native_shapes, native_scratch, native_arguments) of those with a native twin
     native: tuple
-    native_pointees: dict  # NATIVE_POINTEES
     padding_scratch: str  # PADDING_SCRATCH
     blocked_product: bool  # blocked_product(key)
 
@@ -185,11 +184,14 @@ def native_scratch(key: VariantKey, entry_name: str) -> tuple:
 
 
 def native_arguments(key: VariantKey, entry_name: str) -> tuple:
-    """The names of `native_<entry_name>_into`'s int64 arguments, in order (see NATIVE_SCRATCH):
-    one per array and scratch buffer (its address), then the sizes."""
+    """(name, element type or None) of each of `native_<entry_name>_into`'s int64 arguments, in
+    order (see NATIVE_SCRATCH): an array's or scratch buffer's address and what it holds, then
+    the sizes (None)."""
     scratch = native_scratch(key, entry_name)
-    return (*(param for param, _ in native_shapes(key, entry_name)), *scratch, "n_batch", "n_time",
-            *(f"{name}_size" for name in scratch if name.startswith("packed")))
+    pointers = (*(param for param, _ in native_shapes(key, entry_name)), *scratch)
+    sizes = ("n_batch", "n_time", *(f"{name}_size" for name in scratch if name.startswith("packed")))
+    return (*((name, NATIVE_POINTEES.get(name, "DTYPE")) for name in pointers),
+            *((name, None) for name in sizes))
 
 
 def native_shapes(key: VariantKey, entry_name: str) -> tuple:
@@ -319,7 +321,6 @@ def lower(key: VariantKey) -> CpuContext:
         native=tuple((name, native_shapes(key, name), native_scratch(key, name),
                       native_arguments(key, name))
                      for name in NATIVE_SCRATCH if native_shapes(key, name)),
-        native_pointees=NATIVE_POINTEES,
         padding_scratch=PADDING_SCRATCH,
         blocked_product=blocked_product(key),
     )
