@@ -50,7 +50,7 @@ def main() -> int:
     @numba.njit
     def generated(h, panels, out, calls):
         for _ in range(calls):
-            module._recurrent_product(h, panels, out)
+            module._blocked_product(h, panels, out)
 
     sides = {"MKL packed": (mkl, module._packed(w, n_rows)),
              "generated (panels)": (generated, module._blocked(w))}

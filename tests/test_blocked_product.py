@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lstmgen.cache import VARIANTS
-from lstmgen.lower.cpu import blocked_product, native_scratch
+from lstmgen.lower.cpu import blocked_product, blocked_projection, native_scratch
 from lstmgen.lower.plan import VariantKey
 from lstmgen.render import render
 from lstmgen.spec import LSTMSpec
@@ -42,8 +42,28 @@ def test_which_variants_run_the_product_themselves(fields, blocked):
             assert ("_packed(recurrent_kernel, h.shape[0])" in source) != blocked
             if not fields.get("proj_size"):  # projected variants have no native twin
                 expected = "blocked_recurrent_kernel" if blocked else "packed_recurrent_kernel"
-                assert native_scratch(key, "forward") == (expected,)
+                assert native_scratch(key, "forward")[0] == expected
                 assert native_scratch(key, "forward_masked")[0] == expected
+
+
+@pytest.mark.parametrize("fields, projects", [
+    (dict(units=16, input_dim=16), True),
+    (dict(units=128, input_dim=3, use_bias=False), True),
+    (dict(units=16, input_dim=17), False),  # the kernel's panels would outgrow the recurrent one's
+    (dict(units=24, input_dim=3), False),  # no blocked product
+])
+def test_which_variants_project_in_the_same_code(fields, projects):
+    for blas_name in ("numpy", "mkl"):
+        key = VariantKey.from_spec(LSTMSpec(**fields), "cpu", blas_name)
+        assert blocked_projection(key) == projects
+        source = render(key)
+        assert ("_blocked_product(x_rows, blocked_kernel, zx)" in source) == projects
+        assert ("_matmul(x_rows, kernel, zx)" in source) != projects
+        if blas_name == "mkl":
+            scratch = ("blocked_kernel",) if projects else ()
+            assert native_scratch(key, "forward")[1:] == scratch
+            assert native_scratch(key, "forward_masked")[3:] == scratch
+            assert "blocked_kernel" not in native_scratch(key, "forward_stepwise")
 
 
 def check_product_of_every_row_count(units):
@@ -52,11 +72,13 @@ def check_product_of_every_row_count(units):
     recurrent_kernel = rng.normal(size=(units, 4 * units)).astype(np.float32)
     panels = module._blocked(recurrent_kernel)
     assert panels.ctypes.data % 64 == 0 and panels.flags.c_contiguous
-    np.testing.assert_array_equal(panels, recurrent_kernel.reshape(units, -1, 64).transpose(1, 0, 2))
+    np.testing.assert_array_equal(panels[:, :units],
+                                  recurrent_kernel.reshape(units, -1, 64).transpose(1, 0, 2))
+    assert not panels[:, units].any()  # what the product starts from
     h = rng.normal(size=(11, units)).astype(np.float32)
     for rows in range(12):  # whole blocks of 4 rows and the rows that remain
         zh = np.full((rows, 4 * units), np.nan, np.float32)
-        module._recurrent_product(h[:rows], panels, zh)
+        module._blocked_product(h[:rows], panels, zh)
         expected = h[:rows].astype(np.float64) @ recurrent_kernel.astype(np.float64)
         np.testing.assert_allclose(zh, expected, rtol=1e-5, atol=1e-5 * np.sqrt(units))
 
@@ -77,6 +99,24 @@ def test_product_of_every_row_count_without_avx512(tmp_path):
              "from test_blocked_product import check_product_of_every_row_count as check; "
              "check(16); check(64)")
     subprocess.run([sys.executable, "-c", check], env=env, check=True)
+
+
+def test_projection_in_panels_adds_the_bias_to_every_row_count():
+    module = VARIANTS.get(_key(units=16))  # C = 3
+    rng = np.random.default_rng(8)
+    kernel = rng.normal(size=(3, 64)).astype(np.float32)
+    bias = rng.normal(size=64).astype(np.float32)
+    panels = module._blocked_kernel(kernel, bias)
+    x = rng.normal(size=(9, 3)).astype(np.float32)
+    for rows in range(10):
+        zx = np.full((rows, 64), np.nan, np.float32)
+        module._blocked_product(x[:rows], panels, zx)
+        expected = x[:rows].astype(np.float64) @ kernel.astype(np.float64) + bias
+        np.testing.assert_allclose(zx, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"kernel must be \[INPUT_DIM, 4 \* UNITS\]"):
+        module._blocked_kernel(np.zeros((4, 64), np.float32), bias)
+    with pytest.raises(ValueError, match=r"bias must be \[4 \* UNITS\]"):
+        module._blocked_kernel(kernel, np.zeros(16, np.float32))
 
 
 def test_a_recurrent_kernel_of_another_shape_is_refused():

@@ -105,6 +105,7 @@ class CpuContext(CommonContext):
     native: tuple
     padding_scratch: str  # PADDING_SCRATCH
     blocked_product: bool  # blocked_product(key)
+    blocked_projection: bool  # blocked_projection(key)
 
 
 def weight_params(key: VariantKey) -> tuple:
@@ -149,8 +150,8 @@ def cpu_entry_points(key: VariantKey) -> tuple:
 # (native_arguments): the addresses of the `_into` function's arrays (native_shapes), then of each
 # scratch buffer, then n_batch and n_time, then the size in bytes of each packed_* buffer (a
 # matrix packed by MKL for n_batch rows, 64-byte aligned). index: intp [PADDING_SCRATCH];
-# h_active: [N, H]; blocked_recurrent_kernel: blocked_product's panels [4H / 64, H, 64], 64-byte
-# aligned; both in the variant's dtype.
+# h_active: [N, H]; blocked_recurrent_kernel and blocked_kernel: blocked_product's panels
+# [4H / 64, H + 1, 64] and [4H / 64, C + 1, 64], 64-byte aligned; all in the variant's dtype.
 NATIVE_SCRATCH = {"forward": ("packed_recurrent_kernel",),
                   "forward_masked": ("packed_recurrent_kernel", "index", "h_active"),
                   "forward_stepwise": ("packed_recurrent_kernel", "packed_kernel")}
@@ -173,14 +174,25 @@ def blocked_product(key: VariantKey) -> bool:
     return recurrent_kernel_bytes <= BLOCKED_PRODUCT_MAX_WEIGHT_BYTES
 
 
+def blocked_projection(key: VariantKey) -> bool:
+    """Whether x·kernel + bias runs in the same code (where the whole sequence is projected at
+    once): in variants that run the recurrent product so, where the kernel's panels are no
+    larger than the recurrent kernel's (C <= H). Measured: BENCHMARKS.md, session 10."""
+    return blocked_product(key) and key.input_dim <= key.units
+
+
 def native_scratch(key: VariantKey, entry_name: str) -> tuple:
     """NATIVE_SCRATCH of the entry, with the recurrent kernel copied to blocked_recurrent_kernel
-    instead of packed by MKL where the variant runs the product itself (blocked_product)."""
+    instead of packed by MKL where the variant runs the product itself (blocked_product), and
+    the kernel to blocked_kernel where it projects so (blocked_projection; not step by step)."""
     scratch = NATIVE_SCRATCH[entry_name]
     if not blocked_product(key):
         return scratch
-    return tuple("blocked_recurrent_kernel" if name == "packed_recurrent_kernel" else name
-                 for name in scratch)
+    scratch = tuple("blocked_recurrent_kernel" if name == "packed_recurrent_kernel" else name
+                    for name in scratch)
+    if blocked_projection(key) and entry_name != "forward_stepwise":
+        scratch += ("blocked_kernel",)
+    return scratch
 
 
 def native_arguments(key: VariantKey, entry_name: str) -> tuple:
@@ -323,4 +335,5 @@ def lower(key: VariantKey) -> CpuContext:
                      for name in NATIVE_SCRATCH if native_shapes(key, name)),
         padding_scratch=PADDING_SCRATCH,
         blocked_product=blocked_product(key),
+        blocked_projection=blocked_projection(key),
     )
