@@ -27,9 +27,10 @@ from lstmgen.lower.cpu import ZX_ROWS
 
 # Fewer rows per part measured slower: the recurrent product of one row costs nearly what two do.
 MIN_ROWS_PER_PART = 2
-# Splitting a call costs 20-25 us here (parts handed over and back, the worker's start waiting
-# for the GIL_HANDOFF_S below), and a part of fewer rows saves less than its share: measured, two
-# parts were still slower at 2 M multiply-adds (~70 us on one core), so a part must be worth more.
+# Splitting a call costs time (the parts' arguments, handing them over and back), and a part of
+# fewer rows saves less than its share. Measured through a small float32 layer on a native
+# library (C = 32, H = 64; one part / two): 2 M multiply-adds in all 87 / 102 us, 3.9 M 123 /
+# 124 us, 7.9 M 184 / 157 us: a part must be worth about 2 M.
 MIN_MULTIPLY_ADDS_PER_PART = 2 ** 21
 # Pinning needs Linux's per-thread affinity; elsewhere threads float.
 _PINNING = hasattr(os, "sched_setaffinity")
@@ -249,31 +250,35 @@ def run(function, args: list, axes: list, n_batch: int, n_time: int, multiply_ad
     if count == 1:
         function(*args)
         return
-    calls = []
-    for k in range(count):
-        lo, hi = k * n_batch // count, (k + 1) * n_batch // count
-        calls.append([_rows(a, axis, lo, hi, n_time) for a, axis in zip(args, axes)])
+    bounds = [(k * n_batch // count, (k + 1) * n_batch // count) for k in range(count)]
     with _workers_lock:
         while len(_workers) < count - 1:
             # Worker k keeps to the k-th CPU from the end; the caller usually starts on the first.
             k = len(_workers) + 1
             _workers.append(_Worker(_CPUS[-k] if _PINNING and k < len(_CPUS) else None))
         workers = _workers[:count - 1]
+        # A native library's parts run in the workers' spin loops (no GIL needed) on arguments
+        # made without slicing; other parts are calls on slices, and the caller's own part
+        # starts right after the last worker's (see GIL_HANDOFF_S).
+        native = (function.part_arguments(args, axes, bounds)
+                  if hasattr(function, "part_arguments") else None)  # native.NativeForward
+        if native is None:
+            calls = [[_rows(a, axis, lo, hi, n_time) for a, axis in zip(args, axes)]
+                     for lo, hi in bounds]
         own = os.sched_getaffinity(0) if _PINNING else None
         free = own - {w.cpu for w in workers} if _PINNING else None
         if free:
             os.sched_setaffinity(0, free)
         try:
-            # A native library's parts run in the workers' spin loops (no GIL needed); else the
-            # caller's own part starts right after the last worker's: see GIL_HANDOFF_S.
-            native = hasattr(function, "arguments")  # native.NativeForward
-            for k, (worker, call) in enumerate(zip(workers, calls[1:])):
-                arguments = function.arguments(call, part=k) if native else None
-                if arguments is None:
-                    worker.start(lambda call=call: function(*call))
+            for k, worker in enumerate(workers, start=1):
+                if native is None:
+                    worker.start(lambda call=calls[k]: function(*call))
                 else:
-                    worker.start_native(function.address, arguments)
-            function(*calls[0])  # this thread runs the first part
+                    worker.start_native(function.address, native[k])
+            if native is None:
+                function(*calls[0])  # this thread runs the first part
+            else:
+                function.call(native[0])
         finally:
             if free:
                 os.sched_setaffinity(0, own)

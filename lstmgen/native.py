@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmgen import blas
-from lstmgen.lower.cpu import PADDING_SCRATCH, native_scratch, native_shapes
+from lstmgen.lower.cpu import PADDING_SCRATCH, ZX_ROWS, native_scratch, native_shapes
 from lstmgen.lower.plan import VariantKey
 from lstmgen.sources import generator_digest
 
@@ -190,8 +190,8 @@ class NativeForward:
     in the `_into` order), for C-contiguous arrays of the variant's dtype and shapes; a call with
     any other array runs `jit()` (the generated function) instead.
 
-    `address` and `arguments(...)` let lstmgen's worker threads call the library from native code
-    (batch_threads, lstmgen.spin.serve): `<address>(arguments)` does what a call would."""
+    `address` and `part_arguments(...)` let lstmgen's worker threads call the library from native
+    code (batch_threads, lstmgen.spin.serve): `<address>(arguments)` does what a call would."""
 
     def __init__(self, key: VariantKey, entry_name: str, path: Path, jit):
         self._jit = jit
@@ -214,30 +214,50 @@ class NativeForward:
         self._pack_size, self._gates = pack_size, 4 * key.units
         self._dtype, self._units = np.dtype(key.dtype), key.units
         self._scratch = threading.local()  # a calling thread's
-        self._parts = {}  # part -> scratch of worker threads' calls (arguments(part=...))
+        self._parts = {}  # part -> its scratch in split calls (part_arguments)
 
     def __call__(self, *arrays) -> None:
-        # Lean: a worker thread's part waits for the GIL until the caller's part has released it.
-        arguments = self.arguments(arrays)
-        if arguments is None:
+        parts = self.part_arguments(arrays)
+        if parts is None:
             self._jit()(*arrays)  # nothing to run, or an array the library cannot take
             return
+        self.call(parts[0])
+
+    def call(self, arguments: np.ndarray) -> None:
+        """Run the library on arguments from part_arguments."""
         self._function(_address(arguments))
 
-    def arguments(self, arrays, part=None):
-        """The library's int64 arguments for a call on `arrays`, or None where it cannot run them
-        (then call this object). Scratch is the calling thread's, or, with `part`, that part's
-        (one call per part at a time: the caller of batch_threads.run holds its lock)."""
+    def part_arguments(self, arrays, axes=None, bounds=None):
+        """The library's int64 arguments for each part of the batch, rows bounds[k] = (lo, hi)
+        of arrays whose batch rows lie along `axes` (lower.cpu.batch_axis; without bounds, one
+        part: the whole batch). None where the library cannot run them (then slice the arrays
+        and call this object): an array not C-contiguous, or parts that would be strided.
+
+        A part's addresses are the arrays' own plus lo rows, with no NumPy view made (slicing
+        and reading back 11 arrays' addresses per part cost ~10 us of a split call). Scratch is
+        the calling thread's for one part, else part k's (the caller of batch_threads.run holds
+        its lock while parts run)."""
         addresses = [_address(a) for a in arrays]
         n_batch, n_time = arrays[self._h].shape[0], arrays[0].shape[self._time_axis]
         if n_batch == 0 or n_time == 0 or None in addresses:
             return None
-        kept = self._scratch.__dict__ if part is None else self._parts.setdefault(part, {})
-        if kept.get("sizes") != (n_batch, n_time):
-            kept["buffers"], kept["tail"] = self._scratch_for(n_batch, n_time)
-            kept["sizes"] = (n_batch, n_time)
-        pointers, sizes = kept["tail"]
-        return np.array([*addresses, *pointers, n_batch, n_time, *sizes], np.int64)
+        if bounds is None:
+            bounds, row_bytes = ((0, n_batch),), [0] * len(arrays)
+        else:
+            if any(axis not in (None, 0, ZX_ROWS) for axis in axes):
+                return None  # a part of a time-major array is strided
+            row_bytes = [0 if axis is None else array.strides[0] * (n_time if axis == ZX_ROWS else 1)
+                         for array, axis in zip(arrays, axes)]
+        parts = []
+        for k, (lo, hi) in enumerate(bounds):
+            kept = self._scratch.__dict__ if len(bounds) == 1 else self._parts.setdefault(k, {})
+            if kept.get("sizes") != (hi - lo, n_time):
+                kept["buffers"], kept["tail"] = self._scratch_for(hi - lo, n_time)
+                kept["sizes"] = (hi - lo, n_time)
+            pointers, sizes = kept["tail"]
+            parts.append(np.array([*(address + lo * size for address, size in zip(addresses, row_bytes)),
+                                   *pointers, hi - lo, n_time, *sizes], np.int64))
+        return parts
 
     def _scratch_for(self, n_batch: int, n_time: int) -> tuple:
         """(scratch buffers, (their addresses, the packed ones' sizes)) for a call's sizes."""

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import lstmgen
-from lstmgen import blas, native, reference
+from lstmgen import batch_threads, blas, native, reference
 from lstmgen.cache import VARIANTS
-from lstmgen.lower.cpu import native_shapes
+from lstmgen.lower.cpu import batch_axis, native_scratch, native_shapes
 from lstmgen.lower.plan import VariantKey
 from lstmgen.spec import LSTMSpec
 from blas_helpers import skip_without
@@ -113,6 +113,32 @@ def test_arrays_it_cannot_take_go_to_the_generated_function(tmp_path):
     arrays[0] = arrays[0][:, :2]  # x: two of four rows, strided
     run(*arrays)
     assert len(calls) == 1 and calls[0][0] is arrays[0]
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+def test_parts_arguments_address_what_slicing_the_batch_would(tmp_path, time_major):
+    """batch_threads.run hands a library's parts their rows by address (no slicing): the same
+    addresses as each part's slices, and its own scratch; none for time-major parts (strided)."""
+    skip_without("mkl")
+    key = VariantKey.from_spec(LSTMSpec(16, input_dim=5, time_major=time_major), "cpu", "mkl")
+    path = native.library_path(key, "forward_masked", tmp_path)
+    native.build(key, "forward_masked", VARIANTS.get(key), path)
+    run = native.NativeForward(key, "forward_masked", path, jit=lambda: pytest.fail("not used"))
+    arrays = _arrays(key, "forward_masked", np.random.default_rng(2), 7, 3, mask=True)
+    params = [param for param, _ in native_shapes(key, "forward_masked")]
+    axes = [batch_axis(param, key) for param in params]
+    bounds = [(0, 3), (3, 7)]
+    parts = run.part_arguments(arrays, axes, bounds)
+    if time_major:
+        assert parts is None
+        return
+    for k, (lo, hi) in enumerate(bounds):
+        sliced = run.part_arguments([batch_threads._rows(a, axis, lo, hi, 3)
+                                     for a, axis in zip(arrays, axes)])[0]
+        assert parts[k][:len(arrays)].tolist() == sliced[:len(arrays)].tolist()  # addresses
+        assert parts[k][-2:].tolist() == [hi - lo, 3]  # n_batch, n_time
+    scratch = slice(len(arrays), len(arrays) + len(native_scratch(key, "forward_masked")))
+    assert not set(parts[0][scratch].tolist()) & set(parts[1][scratch].tolist())  # a part's own
 
 
 def test_variants_that_need_numbas_runtime_have_none():
