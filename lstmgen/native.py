@@ -255,8 +255,8 @@ class NativeForward:
                 kept["buffers"], kept["tail"] = self._scratch_for(hi - lo, n_time)
                 kept["sizes"] = (hi - lo, n_time)
             pointers, sizes = kept["tail"]
-            parts.append(np.array([*(address + lo * size for address, size in zip(addresses, row_bytes)),
-                                   *pointers, hi - lo, n_time, *sizes], np.int64))
+            rows = [address + lo * size for address, size in zip(addresses, row_bytes)]
+            parts.append(np.array([*rows, *pointers, hi - lo, n_time, *sizes], np.int64))
         return parts
 
     def _scratch_for(self, n_batch: int, n_time: int) -> tuple:
