@@ -208,9 +208,9 @@ class NativeForward:
                                     "gemm_pack_get_size")
         pack_size.restype = ctypes.c_size_t
         pack_size.argtypes = [ctypes.c_int] * 4
-        # The rows of each packed or blocked matrix: recurrent_kernel [H, 4H], kernel [C, 4H].
-        self._packed_rows = {"packed_recurrent_kernel": key.units, "packed_kernel": key.input_dim}
-        self._blocked_rows = {"blocked_recurrent_kernel": key.units, "blocked_kernel": key.input_dim}
+        # The rows of the matrix a packed_* or blocked_* buffer holds: recurrent_kernel [H, 4H],
+        # kernel [C, 4H].
+        self._matrix_rows = {"recurrent_kernel": key.units, "kernel": key.input_dim}
         self._pack_size, self._gates = pack_size, 4 * key.units
         self._dtype, self._units = np.dtype(key.dtype), key.units
         self._scratch = threading.local()  # a calling thread's
@@ -264,11 +264,12 @@ class NativeForward:
         buffers, pointers, sizes = [], [], []
         for name in self._scratch_names:
             if name.startswith(("packed", "blocked")):  # 64-byte aligned bytes
-                if name.startswith("blocked"):  # panels: (H or C) + 1 rows of 4H
-                    size = (self._blocked_rows[name] + 1) * self._gates * self._dtype.itemsize
+                layout, matrix = name.split("_", 1)
+                if layout == "blocked":  # panels: (H or C) + 1 rows of 4H
+                    size = (self._matrix_rows[matrix] + 1) * self._gates * self._dtype.itemsize
                 else:
                     size = self._pack_size(_CBLAS_B_MATRIX, n_batch, self._gates,
-                                           self._packed_rows[name])
+                                           self._matrix_rows[matrix])
                 buffer = np.empty(size + _ALIGNMENT, np.uint8)
                 start = _address(buffer)
                 pointers.append(start + (-start % _ALIGNMENT))
