@@ -8,14 +8,14 @@ process start to a small layer's first result with Numba's cache warm, 0.12 s wi
 Loading one takes ctypes only.
 
 Built from the generated module's `native_<entry>_into` (the `_into` body on pointers, scratch
-from the caller: lower.cpu.native_shapes): numba.cfunc compiles it, every function but the entry
-is made internal and what only Numba's wrappers used is dropped, so that what remains undefined
-is exactly what the code calls. Code that needs Numba's runtime (allocation, exceptions, NumPy's
-BLAS through Numba) shows there, and the build is refused unless MKL and the C maths library
-provide every symbol. The system's C compiler (`cc`) links the object, with libmkl_rt as a
-dependency. The file name carries everything the machine code depends on: the generated module's
-name (its spec), the entry, the generator, Numba's and llvmlite's versions, MKL's path and the
-CPU.
+from the caller: lower.cpu.native_shapes): Numba compiles it as numba.cfunc would, but ahead of
+time (numba.pycc's codegen), every function but the entry is made internal and what only Numba's
+wrappers used is dropped, so that what remains undefined is exactly what the code calls. Code
+that needs Numba's runtime (allocation, exceptions, NumPy's BLAS through Numba) shows there, and
+the build is refused unless MKL and the C maths library provide every symbol. The system's C
+compiler (`cc`) links the object, with libmkl_rt as a dependency. The file name carries everything
+the machine code depends on: the generated module's name (its spec), the entry, the generator,
+Numba's and llvmlite's versions, MKL's path and the CPU.
 """
 
 import ctypes
@@ -94,30 +94,21 @@ def build(key: VariantKey, entry_name: str, module, path: Path) -> None:
 
 
 def _build_library(entries: dict, options: dict, libraries: list, path: Path) -> None:
-    """Compile each Python function of `entries` (symbol -> (function, Numba signature)) with
-    numba.cfunc(signature, **options) into one shared library at `path`, linked to `libraries`."""
+    """Compile each Python function of `entries` (symbol -> (function, Numba signature)) as
+    numba.cfunc(signature, **options) would, into one shared library at `path`, linked to
+    `libraries`."""
     import llvmlite.binding as ll
-    import numba
 
     compiler = shutil.which("cc")
     if compiler is None:
         raise NativeUnavailable("no C compiler (cc) on the PATH to link a native library")
-    llvm_module = None
-    for symbol, (function, signature) in entries.items():
-        compiled = numba.cfunc(signature, **options)(function)
-        part = ll.parse_assembly(compiled.inspect_llvm())
-        for defined in part.functions:
-            if defined.name == compiled.native_name:
-                defined.name = symbol
-            elif not defined.is_declaration:
-                defined.linkage = "internal"
-        for variable in part.global_variables:
-            if not variable.is_declaration:
-                variable.linkage = "internal"
-        if llvm_module is None:
-            llvm_module = part
-        else:
-            llvm_module.link_in(part)
+    llvm_module = ll.parse_assembly(_compiled_ahead(entries, options))
+    for defined in llvm_module.functions:
+        if not defined.is_declaration and defined.name not in entries:
+            defined.linkage = "internal"
+    for variable in llvm_module.global_variables:
+        if not variable.is_declaration:
+            variable.linkage = "internal"
     machine = ll.Target.from_default_triple().create_target_machine(
         cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(), opt=3,
         reloc="pic", codemodel="default")
@@ -153,6 +144,30 @@ def _build_library(entries: dict, options: dict, libraries: list, path: Path) ->
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         shutil.copyfile(linked, temporary)
         os.replace(temporary, path)  # whole or not at all, also against a concurrent build
+
+
+def _compiled_ahead(entries: dict, options: dict) -> str:
+    """The optimized LLVM IR of `entries` (as in _build_library), each entry's C wrapper named by
+    its symbol. Compiled the way numba.pycc compiles, for an object file: numba.cfunc would also
+    have the JIT make machine code of it (0.24-0.35 s for a variant's entry), which is never run."""
+    from numba.core import compiler
+    from numba.core.compiler_lock import global_compiler_lock
+    from numba.core.registry import cpu_target
+
+    flags = compiler.Flags()
+    cpu_target.options.parse_as_flags(flags, options)
+    # What numba.cfunc compiles: the C wrapper, no Python one, and no machine code yet.
+    flags.no_cpython_wrapper, flags.no_cfunc_wrapper, flags.no_compile = True, False, True
+    with global_compiler_lock:
+        context = cpu_target.target_context.with_aot_codegen("lstmgen_native", cpu_name="host")
+        library = context.codegen().create_library("lstmgen_native")
+        for symbol, (function, signature) in entries.items():
+            result = compiler.compile_extra(cpu_target.typing_context, context, function,
+                                            signature.args, signature.return_type, flags,
+                                            locals={}, library=library)
+            library.get_function(result.fndesc.llvm_cfunc_wrapper_name).name = symbol
+        library.finalize()
+        return library.get_llvm_str()
 
 
 def _link(compiler: str, output: Path, arguments: list) -> str:

@@ -109,7 +109,7 @@ def serve(flags, job_index, done_index, done, turns, then_turns):
         done = job
 
 
-# The same on a pointer to `count` flags: the bodies lstmgen.native compiles with numba.cfunc
+# The same on a pointer to `count` flags: the bodies lstmgen.native compiles (as numba.cfunc would)
 # into a library that runs without Numba (not Numba functions themselves).
 def native_wait_while(flags_pointer, count, index, value, turns, then_turns):
     return wait_while(numba.carray(flags_pointer, (count,)), index, value, turns, then_turns)
