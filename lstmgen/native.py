@@ -13,9 +13,10 @@ time (numba.pycc's codegen), every function but the entry is made internal and w
 wrappers used is dropped, so that what remains undefined is exactly what the code calls. Code
 that needs Numba's runtime (allocation, exceptions, NumPy's BLAS through Numba) shows there, and
 the build is refused unless MKL and the C maths library provide every symbol. The system's C
-compiler (`cc`) links the object, with libmkl_rt as a dependency. The file name carries everything
-the machine code depends on: the generated module's name (its spec), the entry, the generator,
-Numba's and llvmlite's versions, MKL's path and the CPU.
+compiler (`cc`) links the object, with libmkl_rt as a dependency in MKL variants (NumPy-BLAS
+variants have a library only where their code calls no BLAS: lower.cpu.calls_numpy_blas). The
+file name carries everything the machine code depends on: the generated module's name (its
+spec), the entry, the generator, Numba's and llvmlite's versions, MKL's path and the CPU.
 """
 
 import ctypes
@@ -90,7 +91,7 @@ def build(key: VariantKey, entry_name: str, module, path: Path) -> None:
 
     signature = types.void(types.CPointer(types.int64))  # native_arguments, in a row
     _build_library({_symbol(entry_name): (getattr(module, f"native_{entry_name}_into"), signature)},
-                   module.CODEGEN_OPTIONS, [blas.mkl_runtime()], path)
+                   module.CODEGEN_OPTIONS, [blas.mkl_runtime()] if key.blas == "mkl" else [], path)
 
 
 def _build_library(entries: dict, options: dict, libraries: list, path: Path) -> None:
@@ -213,20 +214,23 @@ class NativeForward:
         params = [param for param, _ in native_shapes(key, entry_name)]
         self._h, self._time_axis = params.index("h"), 0 if key.time_major else 1  # of x, first
         self._scratch_names = native_scratch(key, entry_name)
-        _mkl()  # loaded and set sequential first: the library links the same file
+        if key.blas == "mkl":
+            _mkl()  # loaded and set sequential first: the library links the same file
         function = getattr(ctypes.CDLL(str(path)), _symbol(entry_name))
         function.restype = None
         function.argtypes = [ctypes.c_void_p]  # int64 arguments: lower.cpu.native_arguments
         self._function = function
         self.address = ctypes.cast(function, ctypes.c_void_p).value
-        pack_size = getattr(_mkl(), f"cblas_{'s' if key.dtype == 'float32' else 'd'}"
-                                    "gemm_pack_get_size")
-        pack_size.restype = ctypes.c_size_t
-        pack_size.argtypes = [ctypes.c_int] * 4
+        self._pack_size = None  # MKL's cblas_?gemm_pack_get_size, for packed_* scratch
+        if any(name.startswith("packed") for name in self._scratch_names):
+            self._pack_size = getattr(_mkl(), f"cblas_{'s' if key.dtype == 'float32' else 'd'}"
+                                              "gemm_pack_get_size")
+            self._pack_size.restype = ctypes.c_size_t
+            self._pack_size.argtypes = [ctypes.c_int] * 4
         # The rows of the matrix a packed_* or blocked_* buffer holds: recurrent_kernel [H, 4H],
         # kernel [C, 4H].
         self._matrix_rows = {"recurrent_kernel": key.units, "kernel": key.input_dim}
-        self._pack_size, self._gates = pack_size, 4 * key.units
+        self._gates = 4 * key.units
         self._dtype, self._units = np.dtype(key.dtype), key.units
         self._scratch = threading.local()  # a calling thread's
         self._parts = {}  # part -> its scratch in split calls (part_arguments)
@@ -402,8 +406,9 @@ def status() -> str:
     if shutil.which("cc") is None:
         return "off (no C compiler, cc, on the PATH to link them)"
     if blas.mkl_runtime() is None:
-        return "off (they run MKL code: pip install 'lstmgen[mkl]')"
-    return "on (MKL variants' inference calls start without Numba)"
+        return ("on for small float32 layers (blocked products); others call NumPy's BLAS through "
+                "Numba: pip install 'lstmgen[mkl]'")
+    return "on (inference calls of MKL variants and of small float32 layers start without Numba)"
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -8,7 +8,7 @@ from lstmgen import batch_threads, blas, native
 from lstmgen.blas_threads import single_threaded_blas
 from lstmgen.cache import VARIANTS
 from lstmgen.devices import unavailable
-from lstmgen.lower.cpu import batch_axis, cpu_entry_points
+from lstmgen.lower.cpu import batch_axis, calls_numpy_blas, cpu_entry_points
 from lstmgen.lower.plan import (NOT_PROBED, VariantKey, choose_target, cuda_uncovered_reason,
                                 cudnn_ineligible_reason, explain)
 from lstmgen.spec import LSTMSpec
@@ -214,14 +214,14 @@ class LSTM:
         stepwise = (mask is None and not training_variant and not spec.unroll
                     and _projects_by_step(n_batch // batch_threads.parts(n_batch, multiply_adds),
                                           n_time, spec.units, self.dtype.itemsize))
-        function, params, axes, blas_name = self._entry(n_time if spec.unroll else None,
+        function, params, axes, calls_numpy_blas = self._entry(n_time if spec.unroll else None,
                                                         mask is not None, training_variant, stepwise)
         values = {"x": x, "h0": h0, "c0": c0, "mask": mask,
                   **self._buffers(n_batch, n_time, stepwise),
                   "input_masks": input_masks, "recurrent_masks": recurrent_masks,
                   **dict(zip(spec.weight_names, self._weights))}
         # MKL runs sequential (set by the generated module); NumPy's BLAS must be told.
-        with single_threaded_blas() if blas_name == "numpy" else nullcontext():
+        with single_threaded_blas() if calls_numpy_blas else nullcontext():
             batch_threads.run(function, [values[p] for p in params], axes, n_batch, n_time,
                               multiply_adds)
         return values["output"], values["h"], values["c"]
@@ -288,7 +288,8 @@ class LSTM:
         self._entries.clear()  # looked up for the old spec
 
     def _entry(self, unrolled_steps, masked: bool, training: bool, stepwise: bool) -> tuple:
-        """The generated `_into` function for this call's variant, looked up once per layer."""
+        """The generated `_into` function for this call's variant (or its native library), its
+        params, their batch axes, and whether it calls NumPy's BLAS; looked up once per layer."""
         found = self._entries.get((unrolled_steps, masked, training, stepwise))
         if found is None:
             spec = self.spec if unrolled_steps is None else self.spec.replace(timesteps=unrolled_steps)
@@ -302,7 +303,7 @@ class LSTM:
             else:
                 function = getattr(VARIANTS.get(key), entry.name + "_into")
             found = (function, entry.into_params, [batch_axis(p, key) for p in entry.into_params],
-                     key.blas)
+                     calls_numpy_blas(key, entry.name))
             self._entries[(unrolled_steps, masked, training, stepwise)] = found
         return found
 

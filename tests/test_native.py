@@ -62,9 +62,9 @@ def _arrays(key: VariantKey, entry_name: str, rng, n_batch: int, n_time: int, ma
     return [values[param] for param, _ in native_shapes(key, entry_name)]
 
 
-def _check_library(tmp_path, fields: dict, entry_name: str, mask=None) -> None:
+def _check_library(tmp_path, fields: dict, entry_name: str, mask=None, blas_name="mkl") -> None:
     """The library of `<entry_name>_into` against the generated function, for several sizes."""
-    key = VariantKey.from_spec(LSTMSpec(**fields), "cpu", "mkl")
+    key = VariantKey.from_spec(LSTMSpec(**fields), "cpu", blas_name)
     module = VARIANTS.get(key)
     path = native.library_path(key, entry_name, tmp_path)
     native.build(key, entry_name, module, path)
@@ -99,6 +99,21 @@ def test_library_computes_what_forward_stepwise_into_does(tmp_path, fields):
 def test_library_computes_what_forward_masked_into_does(tmp_path, fields, mask):
     skip_without("mkl")
     _check_library(tmp_path, fields, "forward_masked", mask)
+
+
+# float32, H % 16 == 0 and C <= H: both products run in the module's blocked product.
+BLOCKED_SPECS = [dict(units=16, input_dim=5), dict(units=32, input_dim=32, time_major=True),
+                 dict(units=16, input_dim=7, go_backwards=True, return_sequences=False)]
+
+
+@pytest.mark.parametrize("mask", [None] + MASKS)
+@pytest.mark.parametrize("fields", BLOCKED_SPECS, ids=lambda f: "-".join(f"{k}={v}" for k, v in f.items()))
+def test_numpy_blas_variants_that_call_no_blas_have_libraries(tmp_path, fields, mask):
+    """No MKL needed: the library links no BLAS."""
+    _check_library(tmp_path, fields, "forward" if mask is None else "forward_masked", mask, "numpy")
+    needed = subprocess.run(["ldd", str(next(tmp_path.glob("*.so")))], capture_output=True,
+                            text=True).stdout
+    assert "mkl" not in needed and "blas" not in needed
 
 
 def test_arrays_it_cannot_take_go_to_the_generated_function(tmp_path):
@@ -148,6 +163,13 @@ def test_variants_that_need_numbas_runtime_have_none():
     assert not native_shapes(key, "forward_train")  # dropout: temporaries allocated
     assert native_shapes(key, "forward_stepwise")
     assert not native_shapes(VariantKey.from_spec(spec, "cpu", "numpy"), "forward")  # np.dot: Numba's BLAS
+    blocked = LSTMSpec(16, input_dim=5)  # no np.dot, but step by step
+    assert [bool(native_shapes(VariantKey.from_spec(blocked, "cpu", "numpy"), name))
+            for name in ("forward", "forward_masked", "forward_stepwise")] == [True, True, False]
+    for other in (blocked.replace(input_dim=17), blocked.replace(dtype="float64")):
+        assert not native_shapes(VariantKey.from_spec(other, "cpu", "numpy"), "forward")  # np.dot
+    dropped = VariantKey.from_spec(blocked.replace(dropout=0.5), "cpu", "numpy")
+    assert native_shapes(dropped, "forward") and not native_shapes(dropped, "forward_train")
     for other in (spec.replace(unroll=True, timesteps=3), spec.replace(proj_size=2)):
         assert not native_shapes(VariantKey.from_spec(other, "cpu", "mkl"), "forward")
 
@@ -231,9 +253,10 @@ print(json.dumps({"numba": "numba" in sys.modules, "out": out.tolist(), "masked"
 """
 
 
-def test_a_warm_start_imports_neither_numba_nor_the_generated_module(tmp_path):
-    skip_without("mkl")
-    env = dict(os.environ, LSTMGEN_CACHE_DIR=str(tmp_path), LSTMGEN_BLAS="mkl")
+@pytest.mark.parametrize("blas_name", ["mkl", "numpy"])  # NumPy's: a blocked variant (H = 16)
+def test_a_warm_start_imports_neither_numba_nor_the_generated_module(tmp_path, blas_name):
+    skip_without(blas_name)
+    env = dict(os.environ, LSTMGEN_CACHE_DIR=str(tmp_path), LSTMGEN_BLAS=blas_name)
     runs = [json.loads(subprocess.run([sys.executable, "-c", _WARM_START], env=env, check=True,
                                       capture_output=True, text=True).stdout)
             for _ in range(2)]

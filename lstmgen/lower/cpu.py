@@ -206,14 +206,24 @@ def native_arguments(key: VariantKey, entry_name: str) -> tuple:
             *((name, None) for name in sizes))
 
 
+def calls_numpy_blas(key: VariantKey, entry_name: str) -> bool:
+    """Whether the entry's code calls NumPy's BLAS (np.dot): in NumPy-BLAS variants every entry
+    but the whole-sequence inference ones where both products run in the blocked product
+    (blocked_projection; step by step projects through np.dot, dropout multiplies through it)."""
+    return key.blas == "numpy" and not (blocked_projection(key)
+                                        and entry_name in ("forward", "forward_masked"))
+
+
 def native_shapes(key: VariantKey, entry_name: str) -> tuple:
     """(param, shape expression) of each array `native_<entry_name>_into` views through a
-    pointer, in `<entry_name>_into`'s order; empty where the variant has no such twin. Only MKL
-    code can have one (NumPy's BLAS is reached through Numba's runtime), and not unrolled or
-    projected code (both reshape arrays, which may raise: a native library must not need
+    pointer, in `<entry_name>_into`'s order; empty where the variant has no such twin. Only code
+    that calls MKL or no BLAS at all can have one (NumPy's BLAS is reached through Numba's
+    runtime): MKL variants, and NumPy-BLAS ones whose products both run in the blocked product
+    (blocked_projection), except step by step (its projection calls np.dot). Not unrolled or
+    projected code either (both reshape arrays, which may raise: a native library must not need
     Numba's runtime)."""
-    if (entry_name not in NATIVE_SCRATCH or key.blas != "mkl" or key.unrolled_timesteps is not None
-            or key.proj_size):
+    if (entry_name not in NATIVE_SCRATCH or calls_numpy_blas(key, entry_name)
+            or key.unrolled_timesteps is not None or key.proj_size):
         return ()
     steps = "(n_time, n_batch" if key.time_major else "(n_batch, n_time"
     output = steps + ", UNITS)" if key.return_sequences else "(n_batch, UNITS)"
