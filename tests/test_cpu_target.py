@@ -281,7 +281,7 @@ def test_nested_order_finds_each_steps_rows(lengths, left, hole):
 def test_masked_projection_fills_every_row_a_step_reads(blas_name, lengths):
     """_project_used leaves out the steps before a row's first used one and after its last (row
     by row when that skips over a fifth of the steps, else nothing): every zx row that a used
-    step reads, a row's holes included, equals the whole projection's."""
+    step reads, a row's holes included, equals the whole projection's (to rounding)."""
     skip_without(blas_name)
     units, input_dim, n_batch, n_time = 4, 3, 6, 20
     spec = LSTMSpec(units, input_dim=input_dim, return_sequences=True)
@@ -302,7 +302,9 @@ def test_masked_projection_fills_every_row_a_step_reads(blas_name, lengths):
     for n, length in enumerate(lengths):
         rows = slice(n * n_time, (n + 1) * n_time)
         projected = length if by_row else n_time
-        np.testing.assert_array_equal(part[rows][:projected], whole[rows][:projected])
+        # Within float32 rounding: MKL 2026.2 multiplies one row in another order than many.
+        np.testing.assert_allclose(part[rows][:projected], whole[rows][:projected], rtol=1e-6,
+                                   atol=1e-6)
         assert np.isnan(part[rows][projected:]).all()
 
 
