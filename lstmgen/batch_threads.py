@@ -251,34 +251,79 @@ def run(function, args: list, axes: list, n_batch: int, n_time: int, multiply_ad
         function(*args)
         return
     bounds = [(k * n_batch // count, (k + 1) * n_batch // count) for k in range(count)]
+
+    def jobs():
+        # A native library's parts run in the workers' spin loops (no GIL needed) on arguments
+        # made without slicing; other parts are calls on slices, and the caller's own part
+        # starts right after the last worker's (see GIL_HANDOFF_S).
+        native = (function.part_arguments(args, axes, bounds)
+                  if hasattr(function, "part_arguments") else None)  # native.NativeForward
+        if native is not None:
+            return _native_jobs(function, native)
+        calls = [[_rows(a, axis, lo, hi, n_time) for a, axis in zip(args, axes)]
+                 for lo, hi in bounds]
+        return ((lambda call=call: function(*call)) for call in calls[1:]), lambda: function(*calls[0])
+
+    _run_jobs(count, jobs)
+
+
+def worth_splitting_units(multiply_adds: int) -> bool:
+    """Whether a call whose batch is not split (parts(...) == 1) runs on two threads, each on
+    half the units (native.NativeForward.unit_arguments), where the variant can. Measured, one
+    thread / two (H = 128, one row): 0.8 M multiply-adds 72 / 78 us, 1.6 M 101 / 96, 4.1 M
+    188 / 147; the stream case (98 M) 3.45 / 2.0 ms."""
+    # Its threads wait for each other at every step: never more of them than CPUs.
+    return (min(get_num_threads(), len(_CPUS)) > 1
+            and multiply_adds >= MIN_MULTIPLY_ADDS_PER_PART)
+
+
+def run_units(function, args: list) -> bool:
+    """function (a forward_units library) on args: both halves at once, the caller's and a
+    worker's (they wait for each other at every step: never one after the other). False, having
+    run nothing, where the library cannot take these arrays."""
+    ran = []
+
+    def jobs():
+        halves = function.unit_arguments(args)  # its scratch is this thread's: under the lock
+        if halves is None:
+            return None
+        ran.append(True)
+        return _native_jobs(function, halves)
+
+    _run_jobs(2, jobs)
+    return bool(ran)
+
+
+def _native_jobs(function, arguments: list) -> tuple:
+    """(the workers' jobs, the caller's) for a native library on each part's arguments."""
+    return [(function.address, part) for part in arguments[1:]], lambda: function.call(arguments[0])
+
+
+def _run_jobs(count: int, jobs) -> None:
+    """Run jobs() (called holding the workers' lock) = (the workers' jobs, the caller's) at once:
+    a worker's job is a Python callable or (a native function's address, its arguments); none
+    where jobs() returns None."""
     with _workers_lock:
         while len(_workers) < count - 1:
             # Worker k keeps to the k-th CPU from the end; the caller usually starts on the first.
             k = len(_workers) + 1
             _workers.append(_Worker(_CPUS[-k] if _PINNING and k < len(_CPUS) else None))
         workers = _workers[:count - 1]
-        # A native library's parts run in the workers' spin loops (no GIL needed) on arguments
-        # made without slicing; other parts are calls on slices, and the caller's own part
-        # starts right after the last worker's (see GIL_HANDOFF_S).
-        native = (function.part_arguments(args, axes, bounds)
-                  if hasattr(function, "part_arguments") else None)  # native.NativeForward
-        if native is None:
-            calls = [[_rows(a, axis, lo, hi, n_time) for a, axis in zip(args, axes)]
-                     for lo, hi in bounds]
+        made = jobs()
+        if made is None:
+            return
+        theirs, own_job = made
         own = os.sched_getaffinity(0) if _PINNING else None
         free = own - {w.cpu for w in workers} if _PINNING else None
         if free:
             os.sched_setaffinity(0, free)
         try:
-            for k, worker in enumerate(workers, start=1):
-                if native is None:
-                    worker.start(lambda call=calls[k]: function(*call))
+            for worker, job in zip(workers, theirs):
+                if callable(job):
+                    worker.start(job)
                 else:
-                    worker.start_native(function.address, native[k])
-            if native is None:
-                function(*calls[0])  # this thread runs the first part
-            else:
-                function.call(native[0])
+                    worker.start_native(*job)
+            own_job()
         finally:
             if free:
                 os.sched_setaffinity(0, own)

@@ -23,6 +23,7 @@ import ctypes
 import ctypes.util
 import functools
 import hashlib
+import math
 import os
 import shutil
 import subprocess
@@ -201,6 +202,14 @@ def _mkl():
     return library
 
 
+def aligned_empty(shape: tuple, dtype) -> np.ndarray:
+    """np.empty(shape, dtype) starting on a 64-byte boundary (a cache line): ~1 us."""
+    size = math.prod(shape) * dtype.itemsize
+    buffer = np.empty(size + _ALIGNMENT, np.uint8)
+    start = -_address(buffer) % _ALIGNMENT
+    return buffer[start:start + size].view(dtype).reshape(shape)
+
+
 class NativeForward:
     """`<entry>_into` of one variant, run by its native library: the same arguments (NumPy arrays
     in the `_into` order), for C-contiguous arrays of the variant's dtype and shapes; a call with
@@ -278,6 +287,17 @@ class NativeForward:
             parts.append(np.array([*rows, *pointers, hi - lo, n_time, *sizes], np.int64))
         return parts
 
+    def unit_arguments(self, arrays):
+        """For a forward_units library: the int64 arguments of its two halves (the same but the
+        last, the half's number), to run at once on two threads (batch_threads.run_units); they
+        share the calling thread's scratch, its flags zeroed. None where part_arguments would be,
+        or for a call of no steps."""
+        whole = self.part_arguments(arrays)
+        if whole is None:
+            return None
+        self._scratch.buffers[self._scratch_names.index("flags")][:] = 0
+        return [np.append(whole[0], part) for part in (0, 1)]
+
     def _scratch_for(self, n_batch: int, n_time: int) -> tuple:
         """(scratch buffers, (their addresses, the packed ones' sizes)) for a call's sizes."""
         buffers, pointers, sizes = [], [], []
@@ -289,15 +309,16 @@ class NativeForward:
                 else:
                     size = self._pack_size(_CBLAS_B_MATRIX, n_batch, self._gates,
                                            self._matrix_rows[matrix])
-                buffer = np.empty(size + _ALIGNMENT, np.uint8)
-                start = _address(buffer)
-                pointers.append(start + (-start % _ALIGNMENT))
+                buffer = aligned_empty((size,), np.dtype(np.uint8))
+                pointers.append(_address(buffer))
                 if name.startswith("packed"):
                     sizes.append(size)
             else:
                 rows = {"n_batch": n_batch, "n_time": n_time}
-                buffer = (np.empty(eval(PADDING_SCRATCH, {}, rows), np.intp) if name == "index"
-                          else np.empty((n_batch, self._units), self._dtype))  # h_active
+                buffer = {"index": lambda: np.empty(eval(PADDING_SCRATCH, {}, rows), np.intp),
+                          "h_active": lambda: np.empty((n_batch, self._units), self._dtype),
+                          "h_steps": lambda: aligned_empty((2, n_batch, self._units), self._dtype),
+                          "flags": lambda: np.zeros(16, np.int64)}[name]()
                 pointers.append(_address(buffer))
             buffers.append(buffer)
         return buffers, (pointers, sizes)
@@ -324,6 +345,16 @@ def entry_function(key: VariantKey, entry_name: str, directory: Path, module):
                    lambda path: build(key, entry_name, module(), path),
                    f"{key.module_name}.{entry_name}")
     return _loaded(built, lambda path: NativeForward(key, entry_name, path, jit)) or jit()
+
+
+def units_function(key: VariantKey, directory: Path, module):
+    """A NativeForward for `key`'s forward_units library (its calls: unit_arguments), built into
+    `directory` if it is not there yet; None where there is none (refused or failed here or by
+    an earlier process: the call then runs forward on one thread)."""
+    built = _built(library_path(key, "forward_units", directory),
+                   lambda path: build(key, "forward_units", module(), path),
+                   f"{key.module_name}.forward_units")
+    return _loaded(built, lambda path: NativeForward(key, "forward_units", path, jit=None))
 
 
 def spin_functions(directory: Path):

@@ -216,14 +216,20 @@ class LSTM:
                                           n_time, spec.units, self.dtype.itemsize))
         function, params, axes, calls_numpy_blas = self._entry(n_time if spec.unroll else None,
                                                         mask is not None, training_variant, stepwise)
+        # A batch too small to split may have its units split instead (lower.cpu.unit_split).
+        units = (self._units_entry() if mask is None and not training_variant and not stepwise
+                 and not spec.unroll and n_time > 0
+                 and batch_threads.parts(n_batch, multiply_adds) == 1
+                 and batch_threads.worth_splitting_units(multiply_adds) else None)
         values = {"x": x, "h0": h0, "c0": c0, "mask": mask,
-                  **self._buffers(n_batch, n_time, stepwise),
+                  **self._buffers(n_batch, n_time, stepwise, aligned=units is not None),
                   "input_masks": input_masks, "recurrent_masks": recurrent_masks,
                   **dict(zip(spec.weight_names, self._weights))}
         # MKL runs sequential (set by the generated module); NumPy's BLAS must be told.
+        args = [values[p] for p in params]
         with single_threaded_blas() if calls_numpy_blas else nullcontext():
-            batch_threads.run(function, [values[p] for p in params], axes, n_batch, n_time,
-                              multiply_adds)
+            if units is None or not batch_threads.run_units(units, args):
+                batch_threads.run(function, args, axes, n_batch, n_time, multiply_adds)
         return values["output"], values["h"], values["c"]
 
     def _call_dropout_masks(self, n_batch: int, training) -> tuple:
@@ -307,22 +313,37 @@ class LSTM:
             self._entries[(unrolled_steps, masked, training, stepwise)] = found
         return found
 
-    def _buffers(self, n_batch: int, n_time: int, stepwise: bool) -> dict:
-        """Reused scratch (zx [N*T, 4H], or zx_step [N, 4H]; zh [N, 4H]) and fresh result arrays."""
+    def _units_entry(self):
+        """The native library of forward_into split by units (native.units_function) for the
+        layer's variant, or None where it has none; looked up once per layer."""
+        if "units" not in self._entries:
+            key = VariantKey.from_spec(self.spec, "cpu", blas.choice())
+            self._entries["units"] = (
+                native.units_function(key, VARIANTS.directory, lambda: VARIANTS.get(key))
+                if native.supported(key, "forward_units") else None)
+        return self._entries["units"]
+
+    def _buffers(self, n_batch: int, n_time: int, stepwise: bool, aligned: bool) -> dict:
+        """Reused scratch (zx [N*T, 4H], or zx_step [N, 4H]; zh [N, 4H]) and fresh result arrays,
+        these on cache lines of their own where `aligned` (see the scratch)."""
         units, gates = self.spec.output_size, 4 * self.spec.units
         if self._scratch_shape != (n_batch, n_time, stepwise):
-            self._scratch = (np.empty((n_batch * (1 if stepwise else n_time), gates), self.dtype),
-                             np.empty((n_batch, gates), self.dtype))
+            # Arrays start on a cache line: threads that split the units write halves of each
+            # row (native_forward_units_into), which then share none.
+            self._scratch = (native.aligned_empty((n_batch * (1 if stepwise else n_time), gates),
+                                                  self.dtype),
+                             native.aligned_empty((n_batch, gates), self.dtype))
             self._scratch_shape = (n_batch, n_time, stepwise)
         if not self.spec.return_sequences:
-            output = np.empty((n_batch, units), self.dtype)
+            output = (n_batch, units)
         elif self.spec.time_major:
-            output = np.empty((n_time, n_batch, units), self.dtype)
+            output = (n_time, n_batch, units)
         else:
-            output = np.empty((n_batch, n_time, units), self.dtype)
+            output = (n_batch, n_time, units)
+        empty = native.aligned_empty if aligned else np.empty  # aligned: ~1 us more each
         return {"zx_step" if stepwise else "zx": self._scratch[0], "zh": self._scratch[1],
-                "output": output, "h": np.empty((n_batch, units), self.dtype),
-                "c": np.empty((n_batch, self.spec.units), self.dtype)}
+                "output": empty(output, self.dtype), "h": empty((n_batch, units), self.dtype),
+                "c": empty((n_batch, self.spec.units), self.dtype)}
 
     def _check_inputs(self, inputs) -> np.ndarray:
         x = np.asarray(inputs)

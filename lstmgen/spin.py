@@ -7,54 +7,19 @@ A job that is a call of a native library (lstmgen.native) runs right there too (
 never waits for the GIL, which the thread that posted the job holds until its own part starts.
 
 A spinning loop says so to the CPU (x86 `pause`, ARM `yield`), which then spares the core's
-sibling thread and power.
+sibling thread and power (_pause).
 """
-
-import platform
 
 import numba
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.extending import intrinsic
 
-_MACHINE = platform.machine().lower()
+from lstmgen.sources import templates_dir
 
-
-@intrinsic
-def _load_acquire(typingctx, flags, index):
-    def codegen(context, builder, signature, args):
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, signature.args[0], array, [args[1]])
-        return builder.load_atomic(pointer, "acquire", 8)
-
-    return types.int64(flags, index), codegen
-
-
-@intrinsic
-def _store_release(typingctx, flags, index, value):
-    def codegen(context, builder, signature, args):
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, signature.args[0], array, [args[1]])
-        builder.store_atomic(args[2], pointer, "release", 8)
-        return context.get_dummy_value()
-
-    return types.void(flags, index, value), codegen
-
-
-@intrinsic
-def _pause(typingctx):
-    def codegen(context, builder, signature, args):
-        if _MACHINE in ("x86_64", "amd64"):
-            function = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
-            builder.call(function, [])
-        elif _MACHINE in ("aarch64", "arm64"):
-            function = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(), [ir.IntType(32)]), "llvm.aarch64.hint")
-            builder.call(function, [ir.Constant(ir.IntType(32), 1)])  # YIELD
-        return context.get_dummy_value()
-
-    return types.void(), codegen
+# _load_acquire, _store_release and _pause: the source generated modules include.
+_ATOMICS = templates_dir() / "cpu" / "_atomics.py.j2"
+exec(compile(_ATOMICS.read_text(encoding="utf-8"), str(_ATOMICS), "exec"), globals())
 
 
 @intrinsic

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import zlib
 from types import SimpleNamespace
 
@@ -18,7 +19,7 @@ import pytest
 import lstmgen
 from lstmgen import batch_threads, blas, native, reference
 from lstmgen.cache import VARIANTS
-from lstmgen.lower.cpu import batch_axis, native_scratch, native_shapes
+from lstmgen.lower.cpu import batch_axis, native_arguments, native_scratch, native_shapes
 from lstmgen.lower.plan import VariantKey
 from lstmgen.spec import LSTMSpec
 from blas_helpers import skip_without
@@ -294,3 +295,72 @@ def test_status_says_why_they_are_off(monkeypatch):
     monkeypatch.setenv(native.ENV, "1")
     monkeypatch.setattr(native.shutil, "which", lambda name: None)
     assert native.status() == "off (no C compiler, cc, on the PATH to link them)"
+
+
+# forward_units: forward_into run by two threads at once, each on half the units (unit_split).
+UNIT_SPECS = [dict(units=128, input_dim=32, return_sequences=True),
+              dict(units=128, input_dim=128, return_sequences=False, go_backwards=True),
+              dict(units=128, input_dim=16, time_major=True, use_bias=False, activation="relu"),
+              dict(units=128, input_dim=8, use_recurrent_bias=True, use_peepholes=True, clip=1.5)]
+
+
+def test_which_variants_split_their_units():
+    for fields, split in ((dict(units=128, input_dim=128), True), (dict(units=64, input_dim=8), False),
+                          (dict(units=128, input_dim=129), False),
+                          (dict(units=128, input_dim=8, dtype="float64"), False)):
+        key = VariantKey.from_spec(LSTMSpec(**fields), "cpu", "numpy")
+        assert bool(native_shapes(key, "forward_units")) == split, fields
+    arguments = native_arguments(VariantKey.from_spec(LSTMSpec(128, input_dim=4), "cpu", "mkl"),
+                                 "forward_units")
+    assert arguments[-1] == ("part", None)
+
+
+@pytest.mark.parametrize("blas_name", ["mkl", "numpy"])
+@pytest.mark.parametrize("fields", UNIT_SPECS, ids=lambda f: "-".join(f"{k}={v}" for k, v in f.items()))
+def test_both_halves_compute_what_forward_into_does(tmp_path, fields, blas_name):
+    """The two halves on two threads of their own (ctypes drops the GIL): what forward_into
+    computes, for one row and for a few, one step and many."""
+    skip_without(blas_name)
+    key = VariantKey.from_spec(LSTMSpec(**fields), "cpu", blas_name)
+    module = VARIANTS.get(key)
+    path = native.library_path(key, "forward_units", tmp_path)
+    native.build(key, "forward_units", module, path)
+    run = native.NativeForward(key, "forward_units", path, jit=None)
+    rng = np.random.default_rng(zlib.crc32(repr(fields).encode()))
+    for n_batch, n_time in ((1, 9), (3, 1), (2, 17)):
+        ours = _arrays(key, "forward_units", rng, n_batch, n_time)
+        theirs = [a.copy() for a in ours]
+        halves = run.unit_arguments(ours)
+        assert [h[:-1].tolist() for h in halves] == [halves[0][:-1].tolist()] * 2
+        threads = [threading.Thread(target=run.call, args=(half,)) for half in halves]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        module.forward_into(*theirs)
+        for got, want in zip(ours[-3:], theirs[-3:]):  # output, h, c
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("fields", UNIT_SPECS[:2], ids=lambda f: "-".join(f"{k}={v}" for k, v in f.items()))
+def test_a_layer_whose_batch_is_too_small_to_split_splits_its_units(monkeypatch, fields):
+    """Through the layer (one row, then three): against the float64 reference."""
+    if min(batch_threads.get_num_threads(), len(batch_threads._CPUS)) < 2:
+        pytest.skip("one CPU: the units are not split")
+    ran = []
+    monkeypatch.setattr(batch_threads, "run_units",
+                        lambda *args, run=batch_threads.run_units: ran.append(run(*args)) or ran[-1])
+    rng = np.random.default_rng(11)
+    spec = LSTMSpec(**fields)
+    layer = lstmgen.LSTM(128, return_state=True, **{k: v for k, v in fields.items()
+                                                     if k not in ("units", "input_dim")})
+    weights = [rng.normal(0, 0.3 / np.sqrt(s[0]), s) for s in [(spec.input_dim, 512), (128, 512), (512,)]]
+    layer.set_weights(weights)
+    for n_batch in (1, 3):
+        x = rng.normal(size=(n_batch, 40, spec.input_dim))
+        initial = [rng.normal(size=(n_batch, 128)) for _ in range(2)]
+        ours = layer(x, initial_state=initial)
+        expected = reference.forward(layer.spec, *weights, x, initial_state=initial)
+        for got, want in zip(ours, expected):
+            np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+    assert ran == [True, True]

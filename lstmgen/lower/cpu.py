@@ -106,6 +106,7 @@ class CpuContext(CommonContext):
     padding_scratch: str  # PADDING_SCRATCH
     blocked_product: bool  # blocked_product(key)
     blocked_projection: bool  # blocked_projection(key)
+    unit_split: bool  # unit_split(key) and native_forward_units_into generated
 
 
 def weight_params(key: VariantKey) -> tuple:
@@ -152,13 +153,17 @@ def cpu_entry_points(key: VariantKey) -> tuple:
 # matrix packed by MKL for n_batch rows, 64-byte aligned). index: intp [PADDING_SCRATCH];
 # h_active: [N, H]; blocked_recurrent_kernel and blocked_kernel: blocked_product's panels
 # [4H / 64, H + 1, 64] and [4H / 64, C + 1, 64], 64-byte aligned; all in the variant's dtype.
+# forward_units (unit_split) is forward_into run by two threads at once, each on half the units
+# and told which (`part`, its last argument), sharing its scratch: h_steps [2, N, H] (the steps'
+# h), flags: int64 [16], zeros (each thread's step count, on a cache line of its own).
 NATIVE_SCRATCH = {"forward": ("packed_recurrent_kernel",),
                   "forward_masked": ("packed_recurrent_kernel", "index", "h_active"),
-                  "forward_stepwise": ("packed_recurrent_kernel", "packed_kernel")}
+                  "forward_stepwise": ("packed_recurrent_kernel", "packed_kernel"),
+                  "forward_units": ("packed_recurrent_kernel", "h_steps", "flags")}
 PADDING_SCRATCH = "4 * n_batch + 2 * n_time + 1"  # a masked call's intp scratch (rows and steps)
 # The element type of the native arguments that do not point to the variant's dtype.
 NATIVE_POINTEES = {"mask": "np.bool_", "index": "np.intp", "packed_recurrent_kernel": "np.uint8",
-                   "packed_kernel": "np.uint8"}
+                   "packed_kernel": "np.uint8", "flags": "np.int64"}
 
 # The recurrent product runs in register-blocked code of the module's own instead of a BLAS call
 # where its weights are float32 and small enough that a panel of 64 of their columns stays in L1:
@@ -172,6 +177,13 @@ def blocked_product(key: VariantKey) -> bool:
         return False
     recurrent_kernel_bytes = key.units * 4 * key.units * 4  # [H, 4H] float32
     return recurrent_kernel_bytes <= BLOCKED_PRODUCT_MAX_WEIGHT_BYTES
+
+
+def unit_split(key: VariantKey) -> bool:
+    """Whether the variant has forward_units (NATIVE_SCRATCH), for two threads on one call whose
+    batch is not split (a batch of 1): both products in the blocked product, whose panels of 64
+    columns then split each gate's units in two (H % 128 == 0)."""
+    return blocked_projection(key) and key.units % (2 * 64) == 0
 
 
 def blocked_projection(key: VariantKey) -> bool:
@@ -201,7 +213,8 @@ def native_arguments(key: VariantKey, entry_name: str) -> tuple:
     the sizes (None)."""
     scratch = native_scratch(key, entry_name)
     pointers = (*(param for param, _ in native_shapes(key, entry_name)), *scratch)
-    sizes = ("n_batch", "n_time", *(f"{name}_size" for name in scratch if name.startswith("packed")))
+    sizes = ("n_batch", "n_time", *(f"{name}_size" for name in scratch if name.startswith("packed")),
+             *(("part",) if entry_name == "forward_units" else ()))
     return (*((name, NATIVE_POINTEES.get(name, "DTYPE")) for name in pointers),
             *((name, None) for name in sizes))
 
@@ -210,8 +223,8 @@ def calls_numpy_blas(key: VariantKey, entry_name: str) -> bool:
     """Whether the entry's code calls NumPy's BLAS (np.dot): in NumPy-BLAS variants every entry
     but the whole-sequence inference ones where both products run in the blocked product
     (blocked_projection; step by step projects through np.dot, dropout multiplies through it)."""
-    return key.blas == "numpy" and not (blocked_projection(key)
-                                        and entry_name in ("forward", "forward_masked"))
+    return key.blas == "numpy" and not (blocked_projection(key) and entry_name in
+                                        ("forward", "forward_masked", "forward_units"))
 
 
 def native_shapes(key: VariantKey, entry_name: str) -> tuple:
@@ -223,11 +236,12 @@ def native_shapes(key: VariantKey, entry_name: str) -> tuple:
     projected code either (both reshape arrays, which may raise: a native library must not need
     Numba's runtime)."""
     if (entry_name not in NATIVE_SCRATCH or calls_numpy_blas(key, entry_name)
-            or key.unrolled_timesteps is not None or key.proj_size):
+            or key.unrolled_timesteps is not None or key.proj_size
+            or (entry_name == "forward_units" and not unit_split(key))):
         return ()
     steps = "(n_time, n_batch" if key.time_major else "(n_batch, n_time"
     output = steps + ", UNITS)" if key.return_sequences else "(n_batch, UNITS)"
-    entry = next(e for e in cpu_entry_points(key) if e.name == entry_name)
+    entry = next(e for e in cpu_entry_points(key) if e.name == entry_name.replace("_units", ""))
     # x as zx's rows (its steps and rows in memory order), except where the code reads x by
     # step (step by step) or by row (a batch-major masked call projects each row's used steps).
     whole = entry.stepwise or (entry.masked and not key.time_major)
@@ -346,4 +360,5 @@ def lower(key: VariantKey) -> CpuContext:
         padding_scratch=PADDING_SCRATCH,
         blocked_product=blocked_product(key),
         blocked_projection=blocked_projection(key),
+        unit_split=bool(native_shapes(key, "forward_units")),
     )
