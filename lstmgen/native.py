@@ -183,7 +183,8 @@ def _link(compiler: str, output: Path, arguments: list) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _provided_outside_numba(name: str) -> bool:
-    """Whether MKL or the C maths library defines `name` (MKL: the cblas functions it links)."""
+    """Whether MKL or the C maths library defines `name` (MKL: the cblas functions it links; the
+    maths library's handle also finds the C library's, such as sched_yield)."""
     if name.startswith("cblas_"):
         return True
     return hasattr(_libm(), name)

@@ -297,10 +297,10 @@ def test_unroll_writes_straight_line_code(rendered):
 
 def test_layout_and_output_variants(rendered):
     tm = _functions(rendered["time_major_sequences"][2])
-    assert "_gates(zx[t * n_batch + n], zh[n], h[n], c[n], output[s, n])" in ast.unparse(tm["_advance_forward"])
+    assert "_gates(zx[t * n_batch + n], zh[n], h[n], c[n], output[s, n], 0, UNITS)" in ast.unparse(tm["_advance_forward"])
     assert "np.empty((n_time, n_batch, UNITS), DTYPE)" in ast.unparse(tm["forward"])
     bm = _functions(rendered["return_sequences"][2])
-    assert "_gates(zx[n * n_time + t], zh[n], h[n], c[n], output[n, s])" in ast.unparse(bm["_advance_forward"])
+    assert "_gates(zx[n * n_time + t], zh[n], h[n], c[n], output[n, s], 0, UNITS)" in ast.unparse(bm["_advance_forward"])
     assert "np.empty((n_batch, n_time, UNITS), DTYPE)" in ast.unparse(bm["forward"])
     last = _functions(rendered["default"][2])
     assert "np.empty((n_batch, UNITS), DTYPE)" in ast.unparse(last["forward"])
