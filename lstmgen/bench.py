@@ -332,6 +332,20 @@ def compile_latency() -> dict:
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name, and on Linux its vendor, family and model numbers (an "AMD EPYC" VM
+    may be any generation; MKL's speed depends on the vendor: BENCHMARKS.md, session 11)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            first = f.read().split("\n\n", 1)[0]
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = {key.strip(): value.strip()
+              for key, _, value in (line.partition(":") for line in first.splitlines())}
+    return (f"{fields.get('model name', platform.machine())} ({fields.get('vendor_id', '?')}, "
+            f"family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})")
+
+
 def chart(report: dict, path: Path) -> None:
     import matplotlib
 
@@ -378,7 +392,7 @@ def main(argv=None) -> int:
         # own here (IsolatedLstmgen), so the benchmark times the fastest code lstmgen has.
         os.environ[blas.ENV] = "mkl"
     import_peers()
-    report = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
+    report = {"machine": {"cpu": cpu_model(), "threads": args.threads,
                           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")},
               "lstmgen_blas": blas.choice(), "sgemm_gflops": sgemm_rate(),
               "timing": {"rounds": args.rounds, "min_calls": args.repeats, "budget_s": args.budget},
