@@ -300,7 +300,7 @@ class LSTM:
         if found is None:
             spec = self.spec if unrolled_steps is None else self.spec.replace(timesteps=unrolled_steps)
             # cpu is the only target with generated code.
-            key = VariantKey.from_spec(spec, "cpu", blas.choice())
+            key = VariantKey.from_spec(spec, "cpu", blas.choice(), blas.blocked_any_size())
             entry = next(e for e in cpu_entry_points(key) if e.masked == masked
                          and e.training == training and e.stepwise == stepwise)
             if native.supported(key, entry.name):
@@ -317,7 +317,7 @@ class LSTM:
         """The native library of forward_into split by units (native.units_function) for the
         layer's variant, or None where it has none; looked up once per layer."""
         if "units" not in self._entries:
-            key = VariantKey.from_spec(self.spec, "cpu", blas.choice())
+            key = VariantKey.from_spec(self.spec, "cpu", blas.choice(), blas.blocked_any_size())
             self._entries["units"] = (
                 native.units_function(key, VARIANTS.directory, lambda: VARIANTS.get(key))
                 if native.supported(key, "forward_units") else None)

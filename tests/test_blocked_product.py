@@ -11,11 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import lstmgen
+from lstmgen import blas, reference
 from lstmgen.cache import VARIANTS
 from lstmgen.lower.cpu import blocked_product, blocked_projection, native_scratch
 from lstmgen.lower.plan import VariantKey
 from lstmgen.render import render
 from lstmgen.spec import LSTMSpec
+from blas_helpers import skip_without
 
 
 def _key(blas="numpy", **fields):
@@ -124,3 +127,38 @@ def test_a_recurrent_kernel_of_another_shape_is_refused():
     module = VARIANTS.get(_key(units=16))
     with pytest.raises(ValueError, match=r"recurrent_kernel must be \[UNITS, 4 \* UNITS\]"):
         module._blocked(np.zeros((16, 32), np.float32))
+
+
+def test_blocked_any_size_lifts_the_weight_bound_only():
+    """The key's blocked_any_size (CPUs for which MKL has no AVX-512 code): any H a multiple of
+    16, still float32 without a projection; a key field left out of the JSON when False, so that
+    other variants keep their names."""
+    spec = LSTMSpec(256, input_dim=3)
+    plain, lifted = (VariantKey.from_spec(spec, "cpu", "numpy", flag) for flag in (False, True))
+    assert not blocked_product(plain) and blocked_product(lifted)
+    assert "blocked_any_size" not in plain.to_json() and '"blocked_any_size":true' in lifted.to_json()
+    assert plain.module_name != lifted.module_name
+    for other in (spec.replace(dtype="float64"), spec.replace(units=24), spec.replace(proj_size=8)):
+        assert not blocked_product(VariantKey.from_spec(other, "cpu", "numpy", True))
+    assert not VariantKey.from_spec(spec, "cuda", blocked_any_size=True).blocked_any_size
+
+
+@pytest.mark.parametrize("blas_name", ["numpy", "mkl"])
+def test_a_layer_of_h_256_on_the_blocked_product_matches_the_reference(monkeypatch, blas_name):
+    """Where blocked_any_size holds: both products (C <= H) in panels of the H = 256 weights, the
+    batch split in two, with and without a mask."""
+    skip_without(blas_name)
+    monkeypatch.setenv(blas.ENV, blas_name)
+    monkeypatch.setattr(blas, "blocked_any_size", lambda: True)
+    rng = np.random.default_rng(5)
+    layer = lstmgen.LSTM(256, return_sequences=True, return_state=True)
+    weights = [rng.normal(0, 0.1, s) for s in [(48, 1024), (256, 1024), (1024,)]]
+    layer.set_weights(weights)
+    x = rng.normal(size=(8, 30, 48))
+    mask = np.arange(30) < rng.integers(10, 31, size=8)[:, None]
+    for m in (None, mask):
+        expected = reference.forward(layer.spec, *weights, x, mask=m)
+        for got, want in zip(layer(x, mask=m), expected):
+            np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+    key = VariantKey.from_spec(layer.spec, "cpu", blas_name, True)
+    assert "def _block_product(" in VARIANTS.get(key).__loader__.get_source(key.module_name)

@@ -168,7 +168,9 @@ NATIVE_POINTEES = {"mask": "np.bool_", "index": "np.intp", "packed_recurrent_ker
 # The recurrent product runs in register-blocked code of the module's own instead of a BLAS call
 # where its weights are float32 and small enough that a panel of 64 of their columns stays in L1:
 # at 1-32 rows 14-50% faster than MKL's packed product for H = 32..128; at H = 256 10% slower from
-# 8 rows (benchmarks/recurrent_product.py; BENCHMARKS.md). Panels are 64 columns: H % 16 == 0.
+# 8 rows (benchmarks/recurrent_product.py; BENCHMARKS.md), on an Intel CPU. At any size where the
+# key says blocked_any_size (lstmgen.blas.blocked_any_size: MKL has no AVX-512 code for the CPU).
+# Panels are 64 columns: H % 16 == 0.
 BLOCKED_PRODUCT_MAX_WEIGHT_BYTES = 256 * 1024
 
 
@@ -176,7 +178,7 @@ def blocked_product(key: VariantKey) -> bool:
     if key.dtype != "float32" or key.proj_size or key.units % 16 != 0:
         return False
     recurrent_kernel_bytes = key.units * 4 * key.units * 4  # [H, 4H] float32
-    return recurrent_kernel_bytes <= BLOCKED_PRODUCT_MAX_WEIGHT_BYTES
+    return key.blocked_any_size or recurrent_kernel_bytes <= BLOCKED_PRODUCT_MAX_WEIGHT_BYTES
 
 
 def unit_split(key: VariantKey) -> bool:

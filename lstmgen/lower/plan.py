@@ -25,6 +25,11 @@ NOT_PROBED = {target: "not looked for: only a layer (or `lstmgen explain`) looks
 BLAS_CHOICES = ("mkl", "numpy")
 
 
+# Key fields left out of its JSON at these values, so that the variants that were named before
+# them keep their names.
+_LEFT_OUT_AT = {**CELL_OPTIONS, "blocked_any_size": False}
+
+
 @dataclass(frozen=True)
 class VariantKey:
     """The spec fields that change generated code, plus target and dtype.
@@ -59,9 +64,14 @@ class VariantKey:
     clip: Optional[float] = None
     input_forget: bool = False
     proj_size: int = 0
+    # The cpu target runs float32 products in the module's own code at any size
+    # (lower.cpu.blocked_product), not only where the weights are small: where MKL has no
+    # AVX-512 code for the CPU (lstmgen.blas.blocked_any_size). Left out of the JSON when False.
+    blocked_any_size: bool = False
 
     @classmethod
-    def from_spec(cls, spec: LSTMSpec, target: str, blas: str = "numpy") -> "VariantKey":
+    def from_spec(cls, spec: LSTMSpec, target: str, blas: str = "numpy",
+                  blocked_any_size: bool = False) -> "VariantKey":
         if spec.input_dim is None:
             raise ValueError(f"input_dim is unknown for {spec!r}: generating code needs it "
                              "(build the layer, or set input_dim in the spec)")
@@ -86,13 +96,14 @@ class VariantKey:
             recurrent_mask_count=4 if spec.recurrent_dropout > 0 else 0,
             blas=blas if target == "cpu" else None,
             **{name: getattr(spec, name) for name in CELL_OPTIONS},
+            blocked_any_size=blocked_any_size and target == "cpu",
         )
 
     def to_json(self) -> str:
         fields = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if not (f.name in CELL_OPTIONS and value == CELL_OPTIONS[f.name]):
+            if not (f.name in _LEFT_OUT_AT and value == _LEFT_OUT_AT[f.name]):
                 fields[f.name] = value.to_dict() if isinstance(value, Parametrized) else value
         return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
