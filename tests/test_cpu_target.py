@@ -535,7 +535,7 @@ layer = lstmgen.LSTM(3, dtype="float64", return_sequences=True)
 layer.set_weights([rng.normal(0.0, 0.5, s) for s in [(2, 12), (3, 12), (12,)]])
 y = layer(rng.normal(size=(2, 4, 2)))
 stats = dict(VARIANTS.stats)
-fn = VARIANTS.get(VariantKey.from_spec(layer.spec, layer.target, blas.choice())).forward_into
+fn = VARIANTS.get(VariantKey.from_spec(layer.spec, layer.target, blas.choice(), blas.blocked_any_size())).forward_into
 print(json.dumps({"rendered": stats.get("rendered", 0), "module": stats.get("module", 0),
                   "cache_hits": sum(fn.stats.cache_hits.values()),
                   "cache_misses": sum(fn.stats.cache_misses.values()), "y": y.tolist()}))

@@ -232,7 +232,7 @@ def test_layer_on_the_library_matches_the_reference(monkeypatch, time_major, mas
     initial = [rng.normal(size=(9, 64)) for _ in range(2)]
     mask = None if mask is None else random_mask(rng, mask, 9, 40)
     ours = layer(x, mask=mask, initial_state=initial)
-    key = VariantKey.from_spec(layer.spec, "cpu", "mkl")
+    key = VariantKey.from_spec(layer.spec, "cpu", "mkl", blas.blocked_any_size())
     entry = "forward" if mask is None else "forward_masked"
     assert native.library_path(key, entry, VARIANTS.directory).exists()
     assert isinstance(layer._entries[(None, mask is not None, False, False)][0], native.NativeForward)
