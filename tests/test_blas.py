@@ -222,7 +222,7 @@ def test_mkl_module_without_mkl_raises_import_error(monkeypatch, tmp_path):
 
 
 STEPWISE_CASES = [
-    dict(dtype="float32", n_batch=7, n_time=20, input_dim=32, units=64),
+    dict(dtype="float32", n_batch=7, n_time=20, input_dim=80, units=64),  # C > H: no panels
     dict(dtype="float64", n_batch=7, n_time=20, input_dim=32, units=64, go_backwards=True),
     # Time-major parts of the batch are strided views of x: step t's rows are read in place.
     dict(dtype="float32", n_batch=5, n_time=6, input_dim=5, units=4, time_major=True,
@@ -242,7 +242,19 @@ def test_layer_projects_each_step_where_zx_would_be_big(monkeypatch, blas_name, 
     monkeypatch.setattr(runtime, "STEPWISE_MIN_ZX_BYTES", 0)
     monkeypatch.setattr(batch_threads, "MIN_MULTIPLY_ADDS_PER_PART", 1)
     layer = check_layer_against_reference(monkeypatch, blas_name, case)
-    assert [stepwise for *_, stepwise in layer._entries] == [True]
+    assert [key[-1] for key in layer._entries if isinstance(key, tuple)] == [True]
+
+
+def test_a_layer_that_projects_in_panels_never_projects_by_step(monkeypatch):
+    """Where both products run in the blocked product (C <= H, float32), the whole sequence is
+    projected first whatever zx's size."""
+    from lstmgen import runtime
+
+    monkeypatch.setattr(runtime, "STEPWISE_MIN_ROWS", 1)
+    monkeypatch.setattr(runtime, "STEPWISE_MIN_ZX_BYTES", 0)
+    layer = check_layer_against_reference(monkeypatch, "numpy", dict(
+        dtype="float32", n_batch=7, n_time=20, input_dim=32, units=64))
+    assert [key[-1] for key in layer._entries if isinstance(key, tuple)] == [False]
 
 
 def test_parts_project_each_step_only_where_zx_would_be_big():
