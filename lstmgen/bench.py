@@ -335,13 +335,9 @@ def compile_latency() -> dict:
 def cpu_model() -> str:
     """The CPU's model name, and on Linux its vendor, family and model numbers (an "AMD EPYC" VM
     may be any generation; MKL's speed depends on the vendor: BENCHMARKS.md, session 11)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            first = f.read().split("\n\n", 1)[0]
-    except OSError:
+    fields = blas.cpu_fields()
+    if not fields:
         return platform.processor() or platform.machine()
-    fields = {key.strip(): value.strip()
-              for key, _, value in (line.partition(":") for line in first.splitlines())}
     return (f"{fields.get('model name', platform.machine())} ({fields.get('vendor_id', '?')}, "
             f"family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})")
 

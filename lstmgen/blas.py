@@ -38,6 +38,18 @@ def torch_installed() -> bool:
 
 
 @functools.lru_cache(maxsize=1)
+def cpu_fields() -> dict:
+    """The first CPU's fields in /proc/cpuinfo (Linux; {} elsewhere): name -> value."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            first = f.read().split("\n\n", 1)[0]
+    except OSError:
+        return {}
+    return {key.strip(): value.strip()
+            for key, _, value in (line.partition(":") for line in first.splitlines())}
+
+
+@functools.lru_cache(maxsize=1)
 def blocked_any_size() -> bool:
     """Whether layers here run their float32 products in generated code at any size (the
     variant key's blocked_any_size): on CPUs with AVX-512 that are not Intel's, for which MKL
@@ -45,14 +57,8 @@ def blocked_any_size() -> bool:
     rows of H = 256 147 / 197 us, 64 rows of H = 512 1.22 / 1.83 ms; the benchmark's batch case
     26-28 ms instead of 41-52. (On a Sapphire Rapids MKL was 10% faster at H = 256 from 8 rows:
     there the bound stays.)"""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            first = f.read().split("\n\n", 1)[0]
-    except OSError:
-        return False
-    fields = {key.strip(): value.split() for key, _, value in
-              (line.partition(":") for line in first.splitlines())}
-    return fields.get("vendor_id") != ["GenuineIntel"] and "avx512f" in fields.get("flags", [])
+    fields = cpu_fields()
+    return fields.get("vendor_id") != "GenuineIntel" and "avx512f" in fields.get("flags", "").split()
 
 
 def choice() -> str:

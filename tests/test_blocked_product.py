@@ -162,3 +162,14 @@ def test_a_layer_of_h_256_on_the_blocked_product_matches_the_reference(monkeypat
             np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
     key = VariantKey.from_spec(layer.spec, "cpu", blas_name, True)
     assert "def _block_product(" in VARIANTS.get(key).__loader__.get_source(key.module_name)
+
+
+@pytest.mark.parametrize("fields, lifted", [
+    ({"vendor_id": "AuthenticAMD", "flags": "fpu avx2 fma avx512f avx512bw"}, True),
+    ({"vendor_id": "GenuineIntel", "flags": "fpu avx2 fma avx512f avx512bw"}, False),
+    ({"vendor_id": "AuthenticAMD", "flags": "fpu avx2 fma"}, False),  # no AVX-512: MKL's AVX2
+    ({}, False),  # not Linux, or no /proc
+])
+def test_blocked_any_size_where_mkl_has_no_avx512_code(monkeypatch, fields, lifted):
+    monkeypatch.setattr(blas, "cpu_fields", lambda: fields)
+    assert blas.blocked_any_size.__wrapped__() == lifted
