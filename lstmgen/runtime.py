@@ -38,8 +38,8 @@ class LSTM:
         # Scratch of the last call's shape (zx [N*T, 4H], zh [N, 4H]), reused while it repeats.
         self._scratch_shape = None
         self._scratch = ()
-        # (unrolled length, masked, training) -> (generated function, its parameter names, batch
-        # axes, its BLAS).
+        # Looked up once per spec: (unrolled length, masked, training, stepwise) -> _entry's;
+        # "panels" -> _projects_in_panels'; "units" -> _units_entry's.
         self._entries = {}
 
     @property
@@ -301,7 +301,7 @@ class LSTM:
         if found is None:
             spec = self.spec if unrolled_steps is None else self.spec.replace(timesteps=unrolled_steps)
             # cpu is the only target with generated code.
-            key = VariantKey.from_spec(spec, "cpu", blas.choice(), blas.blocked_any_size())
+            key = self._cpu_key(spec)
             entry = next(e for e in cpu_entry_points(key) if e.masked == masked
                          and e.training == training and e.stepwise == stepwise)
             if native.supported(key, entry.name):
@@ -314,11 +314,16 @@ class LSTM:
             self._entries[(unrolled_steps, masked, training, stepwise)] = found
         return found
 
+    @staticmethod
+    def _cpu_key(spec: LSTMSpec) -> VariantKey:
+        """The cpu variant of `spec` for this process: its BLAS, and its CPU's products."""
+        return VariantKey.from_spec(spec, "cpu", blas.choice(), blas.blocked_any_size())
+
     def _projects_in_panels(self) -> bool:
         """Whether the layer's variant projects in its blocked product (then never step by
         step: see STEPWISE_MIN_ROWS); looked up once per layer."""
         if "panels" not in self._entries:
-            key = VariantKey.from_spec(self.spec, "cpu", blas.choice(), blas.blocked_any_size())
+            key = self._cpu_key(self.spec)
             self._entries["panels"] = blocked_projection(key)
         return self._entries["panels"]
 
@@ -326,7 +331,7 @@ class LSTM:
         """The native library of forward_into split by units (native.units_function) for the
         layer's variant, or None where it has none; looked up once per layer."""
         if "units" not in self._entries:
-            key = VariantKey.from_spec(self.spec, "cpu", blas.choice(), blas.blocked_any_size())
+            key = self._cpu_key(self.spec)
             self._entries["units"] = (
                 native.units_function(key, VARIANTS.directory, lambda: VARIANTS.get(key))
                 if native.supported(key, "forward_units") else None)

@@ -17,7 +17,8 @@ from numba.core.extending import intrinsic
 
 from lstmgen.sources import templates_dir
 
-# _load_acquire, _store_release and _pause: the source generated modules include.
+# _load_acquire, _store_release, _pause and _yield: the source generated modules include. (Numba's
+# disk cache of the functions below looks at this file only: after an edit of that one, clear it.)
 _ATOMICS = templates_dir() / "cpu" / "_atomics.py.j2"
 exec(compile(_ATOMICS.read_text(encoding="utf-8"), str(_ATOMICS), "exec"), globals())
 
