@@ -438,9 +438,10 @@ def status() -> str:
     if shutil.which("cc") is None:
         return "off (no C compiler, cc, on the PATH to link them)"
     if blas.mkl_runtime() is None:
-        return ("on for small float32 layers (blocked products); others call NumPy's BLAS through "
-                "Numba: pip install 'lstmgen[mkl]'")
-    return "on (inference calls of MKL variants and of small float32 layers start without Numba)"
+        return ("on for float32 layers whose products run in generated code (blocked products); "
+                "others call NumPy's BLAS through Numba: pip install 'lstmgen[mkl]'")
+    return ("on (inference calls of MKL variants, and of float32 layers whose products run in "
+            "generated code, start without Numba)")
 
 
 def _write_atomically(path: Path, text: str) -> None:
