@@ -67,10 +67,9 @@ def _symbol(entry_name: str) -> str:
 @functools.lru_cache(maxsize=1)
 def _machine_id() -> str:
     """What the machine code depends on besides the variant, hashed (cheap: no Numba import)."""
-    with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-        cpu = [line for line in f if line.startswith(("model name", "flags"))][:2]
+    cpu = blas.cpu_fields()
     parts = [generator_digest(), metadata.version("numba"), metadata.version("llvmlite"),
-             str(blas.mkl_runtime()), *cpu]
+             str(blas.mkl_runtime()), cpu.get("model name", ""), cpu.get("flags", "")]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -342,20 +341,23 @@ def entry_function(key: VariantKey, entry_name: str, directory: Path, module):
     finds the library imports neither it nor Numba.
     """
     jit = lambda: getattr(module(), f"{entry_name}_into")  # noqa: E731
+    return _native_forward(key, entry_name, directory, module, jit) or jit()
+
+
+def _native_forward(key: VariantKey, entry_name: str, directory: Path, module, jit):
+    """The NativeForward of `key`'s `<entry_name>` library, built into `directory` if no process
+    tried yet; None where there is none."""
     built = _built(library_path(key, entry_name, directory),
                    lambda path: build(key, entry_name, module(), path),
                    f"{key.module_name}.{entry_name}")
-    return _loaded(built, lambda path: NativeForward(key, entry_name, path, jit)) or jit()
+    return _loaded(built, lambda path: NativeForward(key, entry_name, path, jit))
 
 
 def units_function(key: VariantKey, directory: Path, module):
     """A NativeForward for `key`'s forward_units library (its calls: unit_arguments), built into
     `directory` if it is not there yet; None where there is none (refused or failed here or by
     an earlier process: the call then runs forward on one thread)."""
-    built = _built(library_path(key, "forward_units", directory),
-                   lambda path: build(key, "forward_units", module(), path),
-                   f"{key.module_name}.forward_units")
-    return _loaded(built, lambda path: NativeForward(key, "forward_units", path, jit=None))
+    return _native_forward(key, "forward_units", directory, module, jit=None)
 
 
 def spin_functions(directory: Path):

@@ -211,16 +211,16 @@ class LSTM:
         training_variant = input_masks is not None or recurrent_masks is not None
         multiply_adds = n_batch * n_time * spec.units * (4 * (spec.input_dim + spec.output_size)
                                                          + spec.proj_size)
+        parts = batch_threads.parts(n_batch, multiply_adds)
         stepwise = (mask is None and not training_variant and not spec.unroll
                     and not self._projects_in_panels()
-                    and _projects_by_step(n_batch // batch_threads.parts(n_batch, multiply_adds),
-                                          n_time, spec.units, self.dtype.itemsize))
+                    and _projects_by_step(n_batch // parts, n_time, spec.units,
+                                          self.dtype.itemsize))
         function, params, axes, calls_numpy_blas = self._entry(n_time if spec.unroll else None,
                                                         mask is not None, training_variant, stepwise)
         # A batch too small to split may have its units split instead (lower.cpu.unit_split).
         units = (self._units_entry() if mask is None and not training_variant and not stepwise
-                 and not spec.unroll and n_time > 0
-                 and batch_threads.parts(n_batch, multiply_adds) == 1
+                 and not spec.unroll and n_time > 0 and parts == 1
                  and batch_threads.worth_splitting_units(multiply_adds) else None)
         values = {"x": x, "h0": h0, "c0": c0, "mask": mask,
                   **self._buffers(n_batch, n_time, stepwise, aligned=units is not None),

@@ -346,7 +346,8 @@ def test_both_halves_compute_what_forward_into_does(tmp_path, fields, blas_name)
 def test_a_layer_whose_batch_is_too_small_to_split_splits_its_units(monkeypatch, fields):
     """Through the layer (one row, then three): against the float64 reference."""
     if min(batch_threads.get_num_threads(), len(batch_threads._CPUS)) < 2:
-        pytest.skip("one CPU: the units are not split")
+        pytest.skip("needs two CPUs: with one, layers never split their units (the two threads "
+                    "would wait for each other at every step)")
     ran = []
     monkeypatch.setattr(batch_threads, "run_units",
                         lambda *args, run=batch_threads.run_units: ran.append(run(*args)) or ran[-1])
