@@ -49,8 +49,8 @@ def test_a_missing_library_fails_only_when_a_function_is_called(tmp_path):
               "assert layer(np.ones((2, 4, 5), 'float32')).shape == (2, 4, 3)\n"
               "try:\n    api.cudnnCreateRNNDescriptor\nexcept CudnnUnavailable as err:\n"
               "    print('unavailable:', err)\n")
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
     assert "unavailable: cuDNN 9 (libcudnn.so.9) was not found" in result.stdout
 
 

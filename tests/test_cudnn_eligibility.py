@@ -10,6 +10,7 @@ import pytest
 
 import lstmgen
 from lstmgen import reference
+from lstmgen.devices import unavailable
 from lstmgen.lower.plan import NOT_PROBED, choose_target, cudnn_ineligible_reason, explain
 from lstmgen.spec import LSTMSpec
 
@@ -75,6 +76,7 @@ def test_explain_says_why_auto_falls_back():
     assert "cudnn: use_cudnn=False" in text and "right-padded" not in text
 
 
+@pytest.mark.skipif(None in unavailable().values(), reason="a GPU target is available here")
 def test_without_a_gpu_layers_run_on_cpu_and_use_cudnn_true_raises():
     layer = lstmgen.LSTM(3)
     assert layer.target == "cpu" and "cudnn: " in layer.explain()
@@ -124,13 +126,15 @@ class _DeviceCopy:
 
 def test_a_cpu_call_takes_a_stateful_layers_states_from_the_device():
     """After a call on cuDNN a stateful layer's states are device arrays; a call cuDNN cannot run
-    then runs on cpu from host copies of them."""
+    (host inputs with a mask with holes) then runs on cpu from host copies of them."""
     rng = np.random.default_rng(3)
     layer = lstmgen.LSTM(3, stateful=True, return_sequences=True, return_state=True)
     x = rng.normal(size=(2, 4, 5)).astype(np.float32)
+    holes = np.array([[1, 0, 1, 1], [1, 1, 0, 1]], bool)
     layer.build(x.shape)
     states = [rng.normal(size=(2, 3)).astype(np.float32) for _ in range(2)]
     layer._states = [_DeviceCopy(s) for s in states]
-    expected = reference.forward(layer.spec, *layer.get_weights(), x, initial_state=states)
-    for actual, e in zip(layer(x), expected):
+    expected = reference.forward(layer.spec, *layer.get_weights(), x, mask=holes,
+                                 initial_state=states)
+    for actual, e in zip(layer(x, mask=holes), expected):
         np.testing.assert_allclose(actual, e, rtol=2e-5, atol=2e-6)

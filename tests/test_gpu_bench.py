@@ -55,7 +55,7 @@ def test_every_case_is_listed_once_in_its_table(gpu_bench):
     listed = [(table, label) for table, label, _, _ in gpu_bench.cases("cpu")]
     assert len(set(listed)) == len(listed) == 2 * len(gpu_bench.SHAPES) + len(gpu_bench.SWEEP) + len(
         gpu_bench.KERAS_CASES)
-    assert len({table for table, _ in listed}) == 3
+    assert len({table for table, _ in listed}) == 4
 
 
 def test_a_spent_budget_still_writes_every_row(gpu_bench, tmp_path):
@@ -64,7 +64,7 @@ def test_a_spent_budget_still_writes_every_row(gpu_bench, tmp_path):
     assert len(report["rows"]) == len(list(gpu_bench.cases("cpu")))
     assert all(row["error"].startswith("not run") for row in report["rows"])
     table = (tmp_path / "gpu_bench.md").read_text()
-    assert table.count("### ") == 3 and "not run" in table and "numpy" in table
+    assert table.count("### ") == 4 and "not run" in table and "numpy" in table
 
 
 def test_a_tier_that_outlasts_its_time_is_stopped_and_said_so(gpu_bench, tmp_path, monkeypatch):
