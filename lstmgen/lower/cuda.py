@@ -160,7 +160,7 @@ def _kernels(key: VariantKey, points: tuple, persistent: bool, step_params: tupl
             key, ("x", "kernel") + bias + ("input_masks", "zx", "n_batch"))))
     for ep in points:
         kernels.append(Kernel(f"_per_step_{ep.name}", _types(
-            key, ("s", "zx", "recurrent_kernel", "h_in", "h_out") + ep.recurrence_args)))
+            key, ("s", "zx", "recurrent_kernel", "hbuf") + ep.recurrence_args)))
         if persistent:
             kernels.append(Kernel(f"_persistent_{ep.name}", _types(
                 key, ("zx", "recurrent_kernel", "hbuf") + ep.recurrence_args)))
