@@ -1,6 +1,6 @@
 """Which cuDNN RNN configuration runs a forward fastest: cudnnRNNForward timed alone (no lstmgen
-layer around it) for each algorithm, data layout and padded-I/O flag that cuDNN accepts, at the
-benchmark shapes, every sample at full length, float32 FMA math, inference. Needs a GPU:
+layer around it) for each algorithm, data layout and math type, at the benchmark shapes and small batches,
+every sample at full length, float32, padded I/O, inference. Needs a GPU:
 
     PYTHONPATH=. python3 benchmarks/cudnn_configs.py --out DIR
 
@@ -22,15 +22,19 @@ from lstmgen.cudnn.descriptors import (DropoutDescriptor, Handle, RNNDataDescrip
                                        TensorDescriptor)
 
 SHAPES = {"batch": (64, 100, 128, 256), "stream": (1, 1000, 64, 128), "small": (32, 50, 32, 64),
-          "large": (128, 100, 512, 512), "N=8 H=512": (8, 100, 512, 512),
-          "N=4 H=1024": (4, 100, 1024, 1024)}
+          "large": (128, 100, 512, 512),
+          **{f"N={n} H={h}": (n, 100, h, h) for h in (128, 256, 512, 1024) for n in (1, 4, 8, 16)}}
 ALGOS = {"standard": 0, "persist_static": 1}  # cudnnRNNAlgo_t
-LAYOUTS = {"seq_major_unpacked": 0, "seq_major_packed": 1, "batch_major_unpacked": 2}
-PADDED_IO = {"padded_io": 1, "no_padded_io": 0}
+# cuDNN's layouts and its padded-I/O flag made at most 1.4x difference (first run, BENCHMARKS.md);
+# lstmgen's own (batch-major, padded I/O) against PyTorch's (sequence-major packed).
+LAYOUTS = {"seq_major_packed": 1, "batch_major_unpacked": 2}
+PADDED_IO = 1
+# Default math lets cuDNN round float32 to TF32 on tensor cores: measured to see what it buys.
+MATHS = {"fma": b.FMA_MATH, "default": b.DEFAULT_MATH}
 CALLS = 20
 
 
-def time_config(handle, shape, algo, layout, padded) -> float:
+def time_config(handle, shape, algo, layout, math) -> float:
     """Median ms of one cudnnRNNForward with this configuration (raises CudnnError if refused)."""
     from numba import cuda
 
@@ -39,8 +43,8 @@ def time_config(handle, shape, algo, layout, padded) -> float:
     dropout.set_none(handle)
     rnn = RNNDescriptor()
     api.cudnnSetRNNDescriptor_v8(rnn.value, algo, b.LSTM, b.RNN_DOUBLE_BIAS, b.UNIDIRECTIONAL,
-                                 b.LINEAR_INPUT, b.DATA_FLOAT, b.DATA_FLOAT, b.FMA_MATH, input_dim,
-                                 units, units, 1, dropout.value, padded)
+                                 b.LINEAR_INPUT, b.DATA_FLOAT, b.DATA_FLOAT, math, input_dim,
+                                 units, units, 1, dropout.value, PADDED_IO)
     size = ctypes.c_size_t()
     api.cudnnGetRNNWeightSpaceSize(handle.value, rnn.value, ctypes.byref(size))
     rng = np.random.default_rng(0)
@@ -86,14 +90,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     handle = Handle()
-    columns = [(a, l, p) for a in ALGOS for l in LAYOUTS for p in PADDED_IO]
-    lines = ["| shape | " + " | ".join(f"{a} {l} {p}" for a, l, p in columns) + " |",
+    columns = [(a, l, m) for a in ALGOS for l in LAYOUTS for m in MATHS]
+    lines = ["| shape | " + " | ".join(f"{a} {l} {m}" for a, l, m in columns) + " |",
              "|---" * (len(columns) + 1) + "|"]
     for name, shape in SHAPES.items():
         cells = []
-        for a, l, p in columns:
+        for a, l, m in columns:
             try:
-                cells.append(f"{time_config(handle, shape, ALGOS[a], LAYOUTS[l], PADDED_IO[p]):.3f}")
+                cells.append(f"{time_config(handle, shape, ALGOS[a], LAYOUTS[l], MATHS[m]):.3f}")
             except Exception as err:  # cuDNN refuses some combinations: say which and why
                 cells.append(f"refused ({str(err)[:60]})")
         lines.append(f"| {name} {shape} | " + " | ".join(cells) + " |")

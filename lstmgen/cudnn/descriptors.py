@@ -70,15 +70,16 @@ class DropoutDescriptor(_Resource):
 class RNNDescriptor(_Resource):
     _create, _destroy = "cudnnCreateRNNDescriptor", "cudnnDestroyRNNDescriptor"
 
-    def set_lstm(self, data_type: int, input_size: int, units: int, dropout=None) -> None:
-        """One unidirectional LSTM layer with two biases per gate and padded I/O.
+    def set_lstm(self, data_type: int, input_size: int, units: int, dropout=None,
+                 algo: int = b.RNN_ALGO_STANDARD) -> None:
+        """One unidirectional LSTM layer with two biases per gate and padded I/O, run by `algo`.
 
         float32 uses FMA math only, so no TF32 tensor-core rounding makes it differ from the
         CPU target beyond float32 rounding.
         """
         math = b.FMA_MATH if data_type == b.DATA_FLOAT else b.DEFAULT_MATH
         api.cudnnSetRNNDescriptor_v8(
-            self.value, b.RNN_ALGO_STANDARD, b.LSTM, b.RNN_DOUBLE_BIAS, b.UNIDIRECTIONAL,
+            self.value, algo, b.LSTM, b.RNN_DOUBLE_BIAS, b.UNIDIRECTIONAL,
             b.LINEAR_INPUT, data_type, data_type, math, input_size, units, units, 1,
             None if dropout is None else dropout.value, b.RNN_PADDED_IO_ENABLED)
 
