@@ -24,7 +24,8 @@ from lstmgen.cudnn.descriptors import (DropoutDescriptor, Handle, RNNDataDescrip
 SHAPES = {"batch": (64, 100, 128, 256), "stream": (1, 1000, 64, 128), "small": (32, 50, 32, 64),
           "large": (128, 100, 512, 512),
           **{f"N={n} H={h}": (n, 100, h, h) for h in (128, 256, 512, 1024) for n in (1, 4, 8, 16)}}
-ALGOS = {"standard": 0, "persist_static": 1}  # cudnnRNNAlgo_t
+# cudnnRNNAlgo_t; PyTorch 2.11 takes PERSIST_STATIC_SMALL_H for small H (its cuDNN API log).
+ALGOS = {"standard": 0, "persist_static": 1, "persist_static_small_h": 3}
 # cuDNN's layouts and its padded-I/O flag made at most 1.4x difference (first run, BENCHMARKS.md);
 # lstmgen's own (batch-major, padded I/O) against PyTorch's (sequence-major packed).
 LAYOUTS = {"seq_major_packed": 1, "batch_major_unpacked": 2}

@@ -138,21 +138,3 @@ def test_a_cpu_call_takes_a_stateful_layers_states_from_the_device():
                                  initial_state=states)
     for actual, e in zip(layer(x, mask=holes), expected):
         np.testing.assert_allclose(actual, e, rtol=2e-5, atol=2e-6)
-
-
-@pytest.mark.parametrize("spec_kwargs, lengths, training, persistent", [
-    (dict(units=128), [50], False, True),
-    (dict(units=512), [50] * 8, False, True),
-    (dict(units=512), [50] * 9, False, False),
-    (dict(units=1024), [50], False, False),
-    (dict(units=128, dtype="float64"), [50], False, False),
-    (dict(units=128), [50, 49], False, False),
-    (dict(units=128), [50], True, False),
-])
-def test_cudnn_runs_small_whole_float32_inference_batches_persistently(spec_kwargs, lengths, training,
-                                                                      persistent):
-    from lstmgen.cudnn import bindings as b
-    from lstmgen.cudnn.forward import choose_algo
-
-    algo = choose_algo(LSTMSpec(**spec_kwargs), np.array(lengths, np.int32), training)
-    assert algo == (b.RNN_ALGO_PERSIST_STATIC if persistent else b.RNN_ALGO_STANDARD)

@@ -12,7 +12,7 @@ from lstmgen.cudnn.library import INSTALL_HINT, CudnnUnavailable, load
 # Values of the enums lstmgen passes (cudnn_graph.h and cudnn_adv.h of cuDNN 9).
 DATA_FLOAT, DATA_DOUBLE = 0, 1  # cudnnDataType_t
 DEFAULT_MATH, FMA_MATH = 0, 3  # cudnnMathType_t
-RNN_ALGO_STANDARD, RNN_ALGO_PERSIST_STATIC = 0, 1  # cudnnRNNAlgo_t
+RNN_ALGO_STANDARD = 0  # cudnnRNNAlgo_t
 LSTM = 2  # cudnnRNNMode_t
 RNN_DOUBLE_BIAS = 2  # cudnnRNNBiasMode_t
 UNIDIRECTIONAL = 0  # cudnnDirectionMode_t
