@@ -1,7 +1,7 @@
 """The GPU run for issues 4 and 5, in one command: the GPU test tier, then lstmgen's CUDA and cuDNN
 targets timed against torch.nn.LSTM (cuDNN) and against Keras 3's own loops, on one GPU.
 
-    PYTHONPATH=. python3 benchmarks/gpu.py --out DIR [--budget-s 420] [--tier-timeout-s 240]
+    PYTHONPATH=. python3 benchmarks/gpu.py --out DIR [--budget-s 420] [--tier-timeout-s 240] [--only TEXT]
 
 Needs a CUDA GPU, numba-cuda, torch with CUDA, and for the Keras rows keras 3 (KERAS_BACKEND=torch
 is set here). Writes into DIR, as it goes, so a run cut short keeps what it measured:
@@ -259,6 +259,8 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-s", type=float, default=420.0)
     parser.add_argument("--tier-timeout-s", type=float, default=240.0)
     parser.add_argument("--skip-tier", action="store_true")
+    parser.add_argument("--only", default="", help="run only the cases whose table or label "
+                        "holds this text (the others are listed as not run)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -271,7 +273,9 @@ def main(argv=None) -> int:
         save(report, args.out)
     for table, label, shape, make in cases("cuda"):
         row = {"table": table, "case": label}
-        if time.perf_counter() - start > args.budget_s:
+        if args.only not in f"{table} {label}":
+            row["error"] = f"not run: not matched by --only {args.only!r}"
+        elif time.perf_counter() - start > args.budget_s:
             row["error"] = "not run: the run's time budget was spent"
         else:
             try:

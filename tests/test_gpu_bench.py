@@ -71,3 +71,12 @@ def test_a_tier_that_outlasts_its_time_is_stopped_and_said_so(gpu_bench, tmp_pat
     monkeypatch.setattr(gpu_bench, "TIER", ("tests/test_spec.py",))
     root = Path(gpu_bench.__file__).resolve().parent.parent
     assert gpu_bench.run_tier(root, tmp_path, 0.5) == "stopped after 0 s (its report may be incomplete)"
+
+
+def test_only_runs_the_cases_it_matches(gpu_bench, tmp_path):
+    assert gpu_bench.main(["--out", str(tmp_path), "--budget-s", "0", "--skip-tier",
+                           "--only", "N=8 H=1024"]) == 0
+    rows = json.loads((tmp_path / "gpu_bench.json").read_text())["rows"]
+    chosen = [row for row in rows if "--only" not in row["error"]]
+    assert [row["case"] for row in chosen] == ["N=8 H=1024 (T=100, C=H)"]
+    assert "budget" in chosen[0]["error"]
