@@ -26,8 +26,9 @@ def _layer_and_data(rng, units, input_dim, n_batch, n_time, dtype, **kwargs):
     layer.build((n_batch, n_time, input_dim))
     # Scaled by fan-in as trained weights are: with a fixed scale, H = 1024 makes the recurrence
     # chaotic, and two exact implementations part by more than rounding over 20 steps.
-    layer.set_weights([rng.normal(0.0, 0.1 if w.ndim == 1 else 1 / np.sqrt(w.shape[0]), w.shape).astype(dtype)
-                       for w in layer.get_weights()])
+    scales = [0.1 if w.ndim == 1 else 1 / np.sqrt(w.shape[0]) for w in layer.get_weights()]
+    layer.set_weights([rng.normal(0.0, scale, w.shape).astype(dtype)
+                       for scale, w in zip(scales, layer.get_weights())])
     x = rng.normal(size=(n_batch, n_time, input_dim)).astype(dtype)
     return layer, x
 
