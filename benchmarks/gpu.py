@@ -43,7 +43,7 @@ BUDGET_PER_SIDE_S = 0.5
 # size per step, so 1e-3 of it allows 1000 steps and still catches any semantic slip.
 AGREEMENT = 1e-3
 TIER = ("tests/test_cuda_gpu.py", "tests/test_cudnn_gpu.py", "tests/test_cudnn_bindings.py",
-        "tests/test_cudnn_eligibility.py")
+        "tests/test_cudnn_eligibility.py", "tests/test_cudnnlstm.py")
 
 
 class Side(NamedTuple):

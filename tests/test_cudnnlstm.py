@@ -1,4 +1,5 @@
-"""lstmgen.CuDNNLSTM: tf.compat.v1 CuDNNLSTM's arguments and weights, run on the CPU target here.
+"""lstmgen.CuDNNLSTM: tf.compat.v1 CuDNNLSTM's arguments and weights, run on the CPU target, and
+on the GPU targets where a GPU is present (benchmarks/gpu.py's tier).
 
 Its answer is checked against the float64 reference run on the LSTM-form weights that the
 SEMANTICS.md conversion gives (input slice k -> k.T.reshape(k.shape, order="F"), recurrent
@@ -10,6 +11,7 @@ import pytest
 
 import lstmgen
 from lstmgen import reference
+from lstmgen.devices import unavailable
 from lstmgen.interop.cudnnlstm import cudnnlstm_to_canonical, cudnnlstm_to_lstm, lstm_to_cudnnlstm
 from lstmgen.spec import LSTMSpec
 
@@ -53,17 +55,23 @@ def test_cudnnlstm_to_lstm_round_trip():
     np.testing.assert_allclose(bias[:4 * H] + bias[4 * H:], weights[2][:4 * H] + weights[2][4 * H:])
 
 
+def _on(target):
+    why_not = None if target == "cpu" else unavailable()[target]
+    return pytest.param(target, marks=pytest.mark.skipif(why_not is not None, reason=str(why_not)))
+
+
+@pytest.mark.parametrize("target", [_on("cpu"), _on("cuda"), _on("cudnn")])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("flags", [dict(), dict(return_sequences=True, return_state=True),
                                    dict(go_backwards=True, return_sequences=True)])
-def test_cudnnlstm_matches_the_reference(dtype, flags):
+def test_cudnnlstm_matches_the_reference(target, dtype, flags):
     rng = np.random.default_rng(3)
     weights = _cudnn_weights(rng)
     x = rng.normal(size=(2, 5, C))
     h0, c0 = rng.normal(size=(2, H)), rng.normal(size=(2, H))
-    layer = lstmgen.CuDNNLSTM(H, dtype=dtype, **flags)
+    layer = lstmgen.CuDNNLSTM(H, dtype=dtype, target=target, **flags)
     layer.set_weights(weights)
-    assert layer.target == "cpu"
+    assert layer.target == target
     got = layer(x, initial_state=[h0, c0])
     expected = reference.forward(LSTMSpec(H, **flags), *_keras2_to_lstm(*weights), x,
                                  initial_state=[h0, c0])
