@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from lstmgen.cache import VARIANTS
-from lstmgen.devices import cuda_driver_missing
+from lstmgen.devices import cuda_unusable
 from lstmgen.lower.cuda import choose_strategy, cuda_entry_points
 from lstmgen.lower.plan import VariantKey
 
@@ -28,7 +28,7 @@ def unavailable_reason() -> Optional[str]:
         return "numba-cuda is not installed (pip install 'lstmgen[cuda]')"
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         return None
-    why_not = cuda_driver_missing()
+    why_not = cuda_unusable()
     if why_not:
         return why_not
     from numba import cuda

@@ -95,3 +95,37 @@ def test_generated_source_is_standalone_and_deterministic(kwargs):
     names = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
     assert {"cell", "step", "step_masked", "forward", "forward_into", "forward_masked"} <= names
     assert ("persistent_grid" in names) == (cuda.slice_units(key.units, key.dtype) > 0)
+
+
+@pytest.mark.parametrize("numba_cuda, has_row_stack, broken", [
+    ("0.30.4", False, True), ("0.29.0rc1", False, True), ("0.31.0", False, False),
+    ("0.30.4", True, False), (None, False, False)])
+def test_a_numpy_that_numba_cuda_cannot_compile_with_is_said_and_mended_by_the_extras(
+        monkeypatch, numba_cuda, has_row_stack, broken):
+    """NumPy 2.5 removed np.row_stack, which numba-cuda <= 0.30.4 registers: on a GPU machine both
+    device targets then say so (not found by their first kernel compile's AttributeError)."""
+    from importlib import metadata
+    from types import SimpleNamespace
+
+    from lstmgen import devices
+    from lstmgen.cudnn import library
+
+    def version(name):
+        if numba_cuda is None:
+            raise metadata.PackageNotFoundError(name)
+        return numba_cuda
+
+    monkeypatch.setattr(devices, "metadata", SimpleNamespace(
+        version=version, PackageNotFoundError=metadata.PackageNotFoundError))
+    if not has_row_stack:
+        monkeypatch.delattr(np, "row_stack", raising=False)
+    monkeypatch.setattr(devices.ctypes, "CDLL", lambda name: None)  # as if a driver were there
+    monkeypatch.delenv("NUMBA_ENABLE_CUDASIM", raising=False)
+    reason = devices.numpy_breaks_numba_cuda()
+    if not broken:
+        assert reason is None
+        return
+    assert "install numpy<2.5" in reason and numba_cuda in reason and np.__version__ in reason
+    assert devices.cuda_unusable() == reason
+    assert unavailable_reason.__wrapped__() == reason
+    assert library.unavailable_reason.__wrapped__() == reason

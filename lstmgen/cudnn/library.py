@@ -81,9 +81,9 @@ def unavailable_reason():
 
     Looked up once per process; the GPU first, as that is the cheap answer on a CPU machine.
     """
-    from lstmgen.devices import cuda_driver_missing
+    from lstmgen.devices import cuda_unusable
 
-    why_not = cuda_driver_missing()
+    why_not = cuda_unusable()
     if why_not:
         return why_not
     try:
