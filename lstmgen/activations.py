@@ -10,6 +10,7 @@ default the value is the plain name, so Keras's names mean what they always mean
 code only as `repr` of validated finite floats.
 """
 
+import ast
 import math
 import numbers
 from dataclasses import dataclass
@@ -267,3 +268,53 @@ def source(value: ActivationValue, dtype: str = "") -> str:
         return activation.scalar_source
     return activation.scalar_source.format(**{p: f"({v!r})" if v < 0 else repr(v)
                                               for p, v in params.items()})
+
+
+def written_out(expression: str, out: str, argument: str, tag: str) -> tuple:
+    """Lines that set `out` to a `source` expression applied to `argument` (Python source), with
+    every SCALAR_HELPERS call in it written out in place; locals get the suffix `_<tag><n>`.
+
+    Numba inlines an `inline="always"` call by running its whole frontend again at each call site:
+    a cell's five activations, each calling a helper, cost a quarter second of every variant's
+    compile that straight-line code does not (BENCHMARKS.md, session 12).
+    """
+    inliner = _Inliner(tag)
+    x = inliner.fresh("x")
+    value = inliner.visit(_Renamer({"x": x}).visit(ast.parse(expression, mode="eval").body))
+    return (f"{x} = {argument}", *inliner.lines, f"{out} = {ast.unparse(value)}")
+
+
+class _Renamer(ast.NodeTransformer):
+    def __init__(self, names: dict):
+        self.names = names
+
+    def visit_Name(self, node):
+        return ast.Name(self.names.get(node.id, node.id), node.ctx)
+
+
+class _Inliner(ast.NodeTransformer):
+    """Replaces each helper call in an expression by the helper's result, its statements (with
+    their helper calls written out too) appended to `lines`."""
+
+    def __init__(self, tag: str):
+        self.tag, self.lines, self.count = tag, [], 0
+
+    def fresh(self, name: str) -> str:
+        self.count += 1
+        return f"{name}_{self.tag}{self.count}"
+
+    def visit_Call(self, node):
+        node = self.generic_visit(node)  # the arguments' helper calls first
+        if not (isinstance(node.func, ast.Name) and node.func.id in SCALAR_HELPERS):
+            return node
+        body = ast.parse("\n".join(SCALAR_HELPERS[node.func.id])).body
+        local = {"x"} | {target.id for line in body if isinstance(line, ast.Assign)
+                         for target in line.targets}
+        renamer = _Renamer({name: self.fresh(name) for name in sorted(local)})
+        self.lines.append(f"{renamer.names['x']} = {ast.unparse(node.args[0])}")
+        for line in body:
+            value = self.visit(renamer.visit(line.value))
+            if isinstance(line, ast.Return):  # a helper's last line
+                return value
+            self.lines.append(f"{renamer.names[line.targets[0].id]} = {ast.unparse(value)}")
+        raise ValueError(f"helper {node.func.id} does not end in a return")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lstmgen.activations import (ACTIVATIONS, FAST_FLOAT32_ABS_ERROR, FAST_FLOAT64_ABS_ERROR,
-                                 SCALAR_HELPERS)
+                                 FLOAT32_CONSTANTS, SCALAR_HELPERS, source, written_out)
 from lstmgen.lower.cpu import constants_used, helpers_used
 
 FAST = sorted(name for name, a in ACTIVATIONS.items() if a.fast_float32_source)
@@ -92,3 +92,24 @@ def test_float64_fast_form_saturates_and_propagates_nan(name, at_inf, at_minus_i
     assert np.allclose(out[xs >= 1e308], at_inf, rtol=0, atol=FAST_FLOAT64_ABS_ERROR)
     assert np.allclose(out[xs <= -1e308], at_minus_inf, rtol=0, atol=FAST_FLOAT64_ABS_ERROR)
     assert np.array_equal(np.isnan(out), np.isnan(xs))
+
+
+@pytest.mark.parametrize("dtype", ["", "float32", "float64"])
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_written_out_activations_compute_what_their_functions_do(name, dtype):
+    """`_gates` applies each activation as written_out's lines: no helper call left, and (run as
+    plain Python here) bit for bit the value of the `x`-expression with its helpers called."""
+    expression = source(name, dtype)
+    lines = written_out(expression, "y", "a + b", "k")
+    assert not any(f"{helper}(" in line for line in lines for helper in SCALAR_HELPERS)
+    namespace = {"math": math, "np": np, **{k: np.float32(v) for k, v in FLOAT32_CONSTANTS.items()}}
+    for helper, body in SCALAR_HELPERS.items():
+        exec(f"def {helper}(x):\n" + "".join(f"    {line}\n" for line in body), namespace)
+    exec("def called(x):\n    return " + expression + "\n", namespace)
+    exec("def written(a, b):\n" + "".join(f"    {line}\n" for line in lines) + "    return y\n",
+         namespace)
+    cast = np.float32 if dtype == "float32" else float
+    for a in (-30.0, -2.5, -0.3, 0.0, 0.7, 4.0, 60.0):
+        expected = namespace["called"](cast(a) + cast(0.125))
+        actual = namespace["written"](cast(a), cast(0.125))
+        assert np.asarray(actual).tobytes() == np.asarray(expected).tobytes(), (a, expected, actual)

@@ -2,8 +2,9 @@
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from lstmgen.activations import FLOAT32_CONSTANTS, SCALAR_HELPERS, source
+from lstmgen.activations import FLOAT32_CONSTANTS, SCALAR_HELPERS, source, written_out
 from lstmgen.lower.plan import VariantKey
 from lstmgen.spec import weight_names, weight_shape
 from lstmgen.version import GENERATOR_VERSION
@@ -70,7 +71,6 @@ class CommonContext:
     activation_source: str
     recurrent_activation_source: str
     output_activation_source: str  # "" when h uses `activation` (Keras's cell)
-    h_activation: str  # the function applied to the new cell state
     helpers: tuple  # (name, body lines) of the scalar helpers the activations use
     constants: tuple  # (name, definition) of the float32 constants they name
     weights_literal: str  # weight_shapes as a Python literal: the module's WEIGHTS
@@ -94,7 +94,7 @@ class CommonContext:
 class CpuContext(CommonContext):
     proj_size: int
     output_units: str  # the width of h and the output: "UNITS", or "PROJ_SIZE" with a projection
-    gate_inputs: tuple  # the pre-activation expressions of gates i, f, c, o for unit j of a row
+    gate_lines: "GateLines"  # gate_activations(key)
     unrolled_steps: tuple  # TimeStep per step when unrolled, else empty
     entry_points: tuple
     step_params: str
@@ -299,7 +299,6 @@ def common_fields(key: VariantKey, template: str) -> dict:
         activation_source=sources[0],
         recurrent_activation_source=sources[1],
         output_activation_source=sources[2],
-        h_activation="output_activation" if key.output_activation else "activation",
         helpers=helpers,
         constants=constants_used(sources),
         weights_literal=repr(weight_shapes(key)),
@@ -339,6 +338,28 @@ def gate_inputs(key: VariantKey) -> tuple:
     return tuple(out)
 
 
+class GateLines(NamedTuple):
+    """Lines of `_gates`' loop body setting i, f, g, o and h_act (the new cell state's activation)
+    for unit j of a row."""
+
+    i: tuple
+    f: tuple
+    g: tuple
+    o: tuple
+    h: tuple
+
+
+def gate_activations(key: VariantKey) -> GateLines:
+    """The activations of `_gates`, written out (activations.written_out)."""
+    activation = activation_source(key.activation, key.dtype)
+    recurrent = activation_source(key.recurrent_activation, key.dtype)
+    output = activation_source(key.output_activation, key.dtype) if key.output_activation else activation
+    z_i, z_f, z_c, z_o = gate_inputs(key)
+    return GateLines(written_out(recurrent, "i", z_i, "i"), written_out(recurrent, "f", z_f, "f"),
+                     written_out(activation, "g", z_c, "g"), written_out(recurrent, "o", z_o, "o"),
+                     written_out(output, "h_act", "c_new", "h"))
+
+
 def lower(key: VariantKey) -> CpuContext:
     steps = ()
     if key.unrolled_timesteps is not None:
@@ -349,7 +370,7 @@ def lower(key: VariantKey) -> CpuContext:
         **common_fields(key, TEMPLATE),
         proj_size=key.proj_size,
         output_units="PROJ_SIZE" if key.proj_size else "UNITS",
-        gate_inputs=gate_inputs(key),
+        gate_lines=gate_activations(key),
         unrolled_steps=steps,
         entry_points=cpu_entry_points(key),
         step_params=", ".join(step_params),

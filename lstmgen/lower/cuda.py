@@ -96,6 +96,7 @@ class CudaContext(CommonContext):
     cell_params: str  # `cell`'s parameters after z_i, z_f, z_c, z_o, c: ", p_i, p_f, p_o" (peepholes)
     cell_inputs: tuple  # the activations' arguments in `cell`: gates i, f, c, o
     cell_weights: str  # the arguments for cell_params, for unit j
+    h_activation: str  # the function applied to the new cell state
     step_sums: tuple  # the initial sums of `step`'s four gates (biases)
     update_inputs: tuple  # `_update`'s four pre-activations (recurrent sums a_*, zx, recurrent bias)
     input_mask_gate: str  # which input mask a projection block of gate `gate` uses
@@ -200,6 +201,7 @@ def lower(key: VariantKey) -> CudaContext:
         **common_fields(key, TEMPLATE),
         **_cell_fields(key),
         input_mask_gate="gate" if key.input_mask_count == 4 else "0",
+        h_activation="output_activation" if key.output_activation else "activation",
         persistent=units > 0,
         tile=TILE,
         persistent_threads=PERSISTENT_THREADS,
