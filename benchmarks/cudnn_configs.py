@@ -11,11 +11,11 @@ choice of configuration rests on this table (BENCHMARKS.md).
 import argparse
 import ctypes
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
+from lstmgen.bench import time_call
 from lstmgen.cudnn import bindings as b
 from lstmgen.cudnn.bindings import api
 from lstmgen.cudnn.descriptors import (DropoutDescriptor, Handle, RNNDataDescriptor, RNNDescriptor,
@@ -74,12 +74,7 @@ def time_config(handle, shape, algo, layout, math) -> float:
                             reserve.value, reserve_space)
         cuda.synchronize()
 
-    call()
-    times = []
-    for _ in range(CALLS):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
+    times = time_call(call, CALLS)
     for resource in (x_desc, y_desc, state, rnn, dropout):
         resource.close()
     return 1e3 * float(np.median(times))

@@ -13,25 +13,19 @@ import cProfile
 import io
 import pstats
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu  # noqa: E402  (the cases' sides, as gpu.py times them)
+from lstmgen.bench import time_call  # noqa: E402
 
 PROFILED_CALLS = 5
 
 
 def _median_ms(side, calls: int = 20) -> float:
-    side.call(), side.sync()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        side.call(), side.sync()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
+    return 1e3 * float(np.median(time_call(lambda: (side.call(), side.sync()), calls)))
 
 
 def profile(side) -> str:

@@ -76,7 +76,8 @@ def test_explain_says_why_auto_falls_back():
     assert "cudnn: use_cudnn=False" in text and "right-padded" not in text
 
 
-@pytest.mark.skipif(None in unavailable().values(), reason="a GPU target is available here")
+@pytest.mark.skipif(None in unavailable().values(),
+                    reason="checks what a machine without a GPU does; a GPU target is available here")
 def test_without_a_gpu_layers_run_on_cpu_and_use_cudnn_true_raises():
     layer = lstmgen.LSTM(3)
     assert layer.target == "cpu" and "cudnn: " in layer.explain()

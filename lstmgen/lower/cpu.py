@@ -280,11 +280,17 @@ def constants_used(sources: list) -> tuple:
                  if any(re.search(rf"\b{name}\b", text) for text in texts))
 
 
+def activation_sources(key: VariantKey) -> tuple:
+    """The source of the variant's activation, recurrent_activation and output_activation ("" when
+    h takes `activation`, as in Keras's cell)."""
+    return (activation_source(key.activation, key.dtype),
+            activation_source(key.recurrent_activation, key.dtype),
+            activation_source(key.output_activation, key.dtype) if key.output_activation else "")
+
+
 def common_fields(key: VariantKey, template: str) -> dict:
     """The context fields every target's template takes: header, sizes, activations, flags."""
-    sources = [activation_source(key.activation, key.dtype),
-               activation_source(key.recurrent_activation, key.dtype),
-               activation_source(key.output_activation, key.dtype) if key.output_activation else ""]
+    sources = activation_sources(key)
     helpers = tuple((name, SCALAR_HELPERS[name]) for name in sorted(helpers_used(sources)))
     return dict(
         generator_version=GENERATOR_VERSION,
@@ -351,9 +357,8 @@ class GateLines(NamedTuple):
 
 def gate_activations(key: VariantKey) -> GateLines:
     """The activations of `_gates`, written out (activations.written_out)."""
-    activation = activation_source(key.activation, key.dtype)
-    recurrent = activation_source(key.recurrent_activation, key.dtype)
-    output = activation_source(key.output_activation, key.dtype) if key.output_activation else activation
+    activation, recurrent, output = activation_sources(key)
+    output = output or activation
     z_i, z_f, z_c, z_o = gate_inputs(key)
     return GateLines(written_out(recurrent, "i", z_i, "i"), written_out(recurrent, "f", z_f, "f"),
                      written_out(activation, "g", z_c, "g"), written_out(recurrent, "o", z_o, "o"),
