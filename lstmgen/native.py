@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmgen import blas
-from lstmgen.lower.cpu import PADDING_SCRATCH, ZX_ROWS, native_scratch, native_shapes
+from lstmgen.lower.cpu import PADDING_SCRATCH, PANEL_COLUMNS, ZX_ROWS, native_scratch, native_shapes
 from lstmgen.lower.plan import VariantKey
 from lstmgen.sources import generator_digest
 
@@ -210,10 +210,26 @@ def aligned_empty(shape: tuple, dtype) -> np.ndarray:
     return buffer[start:start + size].view(dtype).reshape(shape)
 
 
+def to_panels(matrix: np.ndarray, start=None) -> np.ndarray:
+    """matrix [K, 4H] in the blocked product's panels [4H / PANEL_COLUMNS, K + 1, PANEL_COLUMNS],
+    64-byte aligned: panel p holds every row's columns from p * PANEL_COLUMNS, then those of
+    `start` [4H] (zeros without one), which products start from. The layout of the generated
+    module's _to_panels and _start_from, which its native libraries take ready."""
+    depth = matrix.shape[0]
+    panels = aligned_empty((matrix.shape[1] // PANEL_COLUMNS, depth + 1, PANEL_COLUMNS), matrix.dtype)
+    panels[:, :depth] = matrix.reshape(depth, -1, PANEL_COLUMNS).transpose(1, 0, 2)
+    panels[:, depth] = 0 if start is None else start.reshape(-1, PANEL_COLUMNS)
+    return panels
+
+
 class NativeForward:
     """`<entry>_into` of one variant, run by its native library: the same arguments (NumPy arrays
     in the `_into` order), for C-contiguous arrays of the variant's dtype and shapes; a call with
     any other array runs `jit()` (the generated function) instead.
+
+    Where the library takes weights in panels (blocked_*), they are laid out once per weight
+    arrays, told apart by identity: an array passed once must not change in place afterwards
+    (a layer's never do: set_weights copies).
 
     `address` and `part_arguments(...)` let lstmgen's worker threads call the library from native
     code (batch_threads, lstmgen.spin.serve): `<address>(arguments)` does what a call would."""
@@ -222,7 +238,12 @@ class NativeForward:
         self._jit = jit
         params = [param for param, _ in native_shapes(key, entry_name)]
         self._h, self._time_axis = params.index("h"), 0 if key.time_major else 1  # of x, first
+        # blocked_* name -> the indices of (the matrix, the start or None) among the arrays
+        self._panel_sources = {"blocked_recurrent_kernel": (params.index("recurrent_kernel"), None),
+                               "blocked_kernel": (params.index("kernel"),
+                                                  params.index("bias") if key.use_bias else None)}
         self._scratch_names = native_scratch(key, entry_name)
+        self._panel_names = [name for name in self._scratch_names if name.startswith("blocked")]
         if key.blas == "mkl":
             _mkl()  # loaded and set sequential first: the library links the same file
         function = getattr(ctypes.CDLL(str(path)), _symbol(entry_name))
@@ -236,12 +257,11 @@ class NativeForward:
                                               "gemm_pack_get_size")
             self._pack_size.restype = ctypes.c_size_t
             self._pack_size.argtypes = [ctypes.c_int] * 4
-        # The rows of the matrix a packed_* or blocked_* buffer holds: recurrent_kernel [H, 4H],
-        # kernel [C, 4H].
+        # The rows of the matrix a packed_* buffer holds: recurrent_kernel [H, 4H], kernel [C, 4H].
         self._matrix_rows = {"recurrent_kernel": key.units, "kernel": key.input_dim}
         self._gates = 4 * key.units
         self._dtype, self._units = np.dtype(key.dtype), key.units
-        self._scratch = threading.local()  # a calling thread's
+        self._scratch = threading.local()  # a calling thread's, and its weights in panels
         self._parts = {}  # part -> its scratch in split calls (part_arguments)
 
     def __call__(self, *arrays) -> None:
@@ -276,6 +296,7 @@ class NativeForward:
                 return None  # a part of a time-major array is strided
             row_bytes = [0 if axis is None else array.strides[0] * (n_time if axis == ZX_ROWS else 1)
                          for array, axis in zip(arrays, axes)]
+        panels = self._panel_addresses(arrays)
         parts = []
         for k, (lo, hi) in enumerate(bounds):
             kept = self._scratch.__dict__ if len(bounds) == 1 else self._parts.setdefault(k, {})
@@ -283,9 +304,25 @@ class NativeForward:
                 kept["buffers"], kept["tail"] = self._scratch_for(hi - lo, n_time)
                 kept["sizes"] = (hi - lo, n_time)
             pointers, sizes = kept["tail"]
+            pointers = [panels.get(name, pointer) for name, pointer in zip(self._scratch_names, pointers)]
             rows = [address + lo * size for address, size in zip(addresses, row_bytes)]
             parts.append(np.array([*rows, *pointers, hi - lo, n_time, *sizes], np.int64))
         return parts
+
+    def _panel_addresses(self, arrays) -> dict:
+        """blocked_* name -> the address of the weights in panels (to_panels) that the library
+        reads there, laid out anew where the weight arrays are not those of the last call on this
+        thread (whose parts all read these: they run while it waits)."""
+        kept = self._scratch.__dict__
+        sources = [[arrays[i] for i in self._panel_sources[name] if i is not None]
+                   for name in self._panel_names]
+        weights = [array for source in sources for array in source]
+        known = kept.get("panels_of")
+        if known is None or any(a is not b for a, b in zip(weights, known)):
+            panels = [to_panels(*source) for source in sources]
+            kept["panels"], kept["panels_of"] = panels, weights  # kept: the addresses stay valid
+            kept["panel_addresses"] = {name: _address(p) for name, p in zip(self._panel_names, panels)}
+        return kept["panel_addresses"]
 
     def unit_arguments(self, arrays):
         """For a forward_units library: the int64 arguments of its two halves (the same but the
@@ -302,17 +339,15 @@ class NativeForward:
         """(scratch buffers, (their addresses, the packed ones' sizes)) for a call's sizes."""
         buffers, pointers, sizes = [], [], []
         for name in self._scratch_names:
-            if name.startswith(("packed", "blocked")):  # 64-byte aligned bytes
-                layout, matrix = name.split("_", 1)
-                if layout == "blocked":  # panels: (H or C) + 1 rows of 4H
-                    size = (self._matrix_rows[matrix] + 1) * self._gates * self._dtype.itemsize
-                else:
-                    size = self._pack_size(_CBLAS_B_MATRIX, n_batch, self._gates,
-                                           self._matrix_rows[matrix])
+            if name.startswith("blocked"):  # weights, not scratch: _panel_addresses
+                buffer = None
+                pointers.append(None)
+            elif name.startswith("packed"):  # 64-byte aligned bytes
+                size = self._pack_size(_CBLAS_B_MATRIX, n_batch, self._gates,
+                                       self._matrix_rows[name.split("_", 1)[1]])
                 buffer = aligned_empty((size,), np.dtype(np.uint8))
                 pointers.append(_address(buffer))
-                if name.startswith("packed"):
-                    sizes.append(size)
+                sizes.append(size)
             else:
                 rows = {"n_batch": n_batch, "n_time": n_time}
                 buffer = {"index": lambda: np.empty(eval(PADDING_SCRATCH, {}, rows), np.intp),

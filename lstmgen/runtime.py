@@ -473,7 +473,9 @@ _SPEC_PROPERTIES = (
 
 
 def checked_weights(name: str, weights: list, shapes: list, dtype) -> list:
-    """`weights` as contiguous arrays of `dtype`, after checking their count, shapes and kinds."""
+    """Copies of `weights`, contiguous arrays of `dtype`, after checking their count, shapes and
+    kinds. Copies, as Keras's set_weights assigns values: changing the arrays afterwards changes
+    no layer (and native libraries lay a layer's weights out once per array: native.to_panels)."""
     if len(weights) != len(shapes):
         raise ValueError(f"weights for layer {name!r}: got {len(weights)} arrays, expected "
                          f"{len(shapes)} with shapes {shapes}")
@@ -486,7 +488,7 @@ def checked_weights(name: str, weights: list, shapes: list, dtype) -> list:
         if not np.issubdtype(array.dtype, np.floating):
             raise ValueError(f"weights[{index}] for layer {name!r}: dtype {array.dtype}, "
                              "expected a floating-point array")
-        converted.append(np.ascontiguousarray(array, dtype=dtype))
+        converted.append(np.array(array, dtype=dtype, order="C"))
     return converted
 
 

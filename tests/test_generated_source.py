@@ -7,6 +7,7 @@ write-if-changed, and StrictUndefined.
 
 import ast
 import dataclasses
+import itertools
 import os
 import re
 import subprocess
@@ -520,13 +521,15 @@ def test_environment_is_strict_and_plain():
 
 
 def test_real_template_needs_every_context_field_it_names():
-    """Every field is needed by the variant of one BLAS or the other (mkl_prefix only by MKL's)."""
+    """Every field is needed by some variant: of one BLAS or the other (mkl_prefix only by MKL's),
+    with or without blocked products (panel_columns only with)."""
     template = render_module._ENV.get_template(cpu.TEMPLATE)
     text = "".join(p.read_text() for p in templates_dir().rglob("*.j2"))
     needed = set()
-    for blas in BLAS_CHOICES:
-        spec = LSTMSpec(3, input_dim=2, dropout=0.5, recurrent_dropout=0.5)
-        key = VariantKey.from_spec(spec, "cpu", blas)
+    for blas, blocked in itertools.product(BLAS_CHOICES, (False, True)):
+        spec = LSTMSpec(16 if blocked else 3, input_dim=2, dropout=0.5, recurrent_dropout=0.5)
+        key = VariantKey.from_spec(spec, "cpu", blas, blocked)
+        assert cpu.blocked_product(key) == blocked
         ctx = cpu.lower(key)
         used = [f.name for f in dataclasses.fields(ctx) if f"ctx.{f.name}" in text]
         assert used == [f.name for f in dataclasses.fields(ctx)], "the context carries a field no template uses"

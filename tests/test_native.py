@@ -19,7 +19,8 @@ import pytest
 import lstmgen
 from lstmgen import batch_threads, blas, native, reference
 from lstmgen.cache import VARIANTS
-from lstmgen.lower.cpu import batch_axis, native_arguments, native_scratch, native_shapes
+from lstmgen.lower.cpu import (batch_axis, blocked_product, native_arguments, native_scratch,
+                                native_shapes)
 from lstmgen.lower.plan import VariantKey
 from lstmgen.spec import LSTMSpec
 from blas_helpers import skip_without
@@ -153,8 +154,12 @@ def test_parts_arguments_address_what_slicing_the_batch_would(tmp_path, time_maj
                                      for a, axis in zip(arrays, axes)])[0]
         assert parts[k][:len(arrays)].tolist() == sliced[:len(arrays)].tolist()  # addresses
         assert parts[k][-2:].tolist() == [hi - lo, 3]  # n_batch, n_time
-    scratch = slice(len(arrays), len(arrays) + len(native_scratch(key, "forward_masked")))
-    assert not set(parts[0][scratch].tolist()) & set(parts[1][scratch].tolist())  # a part's own
+    # A part's own scratch; the weights in panels (blocked_*) are the caller's, read by both.
+    names = native_scratch(key, "forward_masked")
+    own = [len(arrays) + k for k, name in enumerate(names) if not name.startswith("blocked")]
+    shared = [len(arrays) + k for k, name in enumerate(names) if name.startswith("blocked")]
+    assert not set(parts[0][own].tolist()) & set(parts[1][own].tolist())
+    assert parts[0][shared].tolist() == parts[1][shared].tolist()
 
 
 def test_variants_that_need_numbas_runtime_have_none():
@@ -239,6 +244,46 @@ def test_layer_on_the_library_matches_the_reference(monkeypatch, time_major, mas
     expected = reference.forward(layer.spec, *weights, x, mask=mask, initial_state=initial)
     for got, want in zip(ours, expected):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("mask", [None, "right-padded"])
+def test_new_weights_take_effect_and_old_arrays_do_not(mask):
+    """The library reads the weights in panels laid out once per weight arrays: weights set anew
+    between calls are used at the next call, split into parts or not, and changing the arrays
+    passed to set_weights changes nothing (set_weights copies, as Keras assigns values)."""
+    rng = np.random.default_rng(11)
+    layer = lstmgen.LSTM(16, return_sequences=True, return_state=True)
+    x = rng.normal(size=(12, 240, 8)).astype(np.float32)  # 12 rows: two parts
+    mask = None if mask is None else random_mask(rng, mask, 12, 240)
+    for _ in range(3):
+        weights = [rng.normal(0, 0.3, s).astype(np.float32) for s in [(8, 64), (16, 64), (64,)]]
+        layer.set_weights(weights)
+        expected = reference.forward(layer.spec, *weights, x, mask=mask)
+        key = layer._cpu_key(layer.spec)
+        assert blocked_product(key) and native.supported(key, "forward")  # panels in use
+        assert batch_threads.parts(12, 12 * 240 * 16 * 4 * 24) == 2 or batch_threads.get_num_threads() == 1
+        for rows in (12, 1):  # split into parts, and not
+            got = layer(x[:rows], mask=None if mask is None else mask[:rows])
+            for a, e in zip(got, expected):
+                np.testing.assert_allclose(a, e[:rows], rtol=2e-5, atol=2e-5)
+        for w in weights:
+            w[...] = rng.normal(size=w.shape)  # the layer holds copies
+        assert not any(np.array_equal(w, kept) for w, kept in zip(weights, layer.get_weights()))
+        got = layer(x, mask=mask)
+        for a, e in zip(got, expected):
+            np.testing.assert_allclose(a, e, rtol=2e-5, atol=2e-5)
+    assert isinstance(layer._entries[(None, mask is not None, False, False)][0], native.NativeForward)
+
+
+def test_panels_are_the_generated_modules_layout():
+    """native.to_panels lays weights out as the generated module's _to_panels and _start_from."""
+    key = VariantKey.from_spec(LSTMSpec(64, input_dim=24), "cpu", "numpy", True)
+    module = VARIANTS.get(key)
+    rng = np.random.default_rng(5)
+    kernel, bias = rng.normal(size=(24, 256)).astype(np.float32), rng.normal(size=256).astype(np.float32)
+    assert module.BLOCK_COLUMNS == native.PANEL_COLUMNS
+    np.testing.assert_array_equal(native.to_panels(kernel, bias), module._blocked_kernel(kernel, bias))
+    np.testing.assert_array_equal(native.to_panels(kernel), module._panels(kernel))
 
 
 _WARM_START = """

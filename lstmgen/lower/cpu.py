@@ -106,6 +106,7 @@ class CpuContext(CommonContext):
     padding_scratch: str  # PADDING_SCRATCH
     blocked_product: bool  # blocked_product(key)
     blocked_projection: bool  # blocked_projection(key)
+    panel_columns: int  # PANEL_COLUMNS
     unit_split: bool  # unit_split(key) and native_forward_units_into generated
 
 
@@ -151,8 +152,10 @@ def cpu_entry_points(key: VariantKey) -> tuple:
 # (native_arguments): the addresses of the `_into` function's arrays (native_shapes), then of each
 # scratch buffer, then n_batch and n_time, then the size in bytes of each packed_* buffer (a
 # matrix packed by MKL for n_batch rows, 64-byte aligned). index: intp [PADDING_SCRATCH];
-# h_active: [N, H]; blocked_recurrent_kernel and blocked_kernel: blocked_product's panels
-# [4H / 64, H + 1, 64] and [4H / 64, C + 1, 64], 64-byte aligned; all in the variant's dtype.
+# h_active: [N, H]; all in the variant's dtype. Not scratch but weights: blocked_recurrent_kernel
+# and blocked_kernel (native_scratch), the recurrent kernel and the kernel (starting from the
+# bias) in blocked_product's panels [4H / 64, H + 1, 64] and [4H / 64, C + 1, 64], 64-byte
+# aligned, laid out by the caller once per weights (lstmgen.native.to_panels).
 # forward_units (unit_split) is forward_into run by two threads at once, each on half the units
 # and told which (`part`, its last argument), sharing its scratch: h_steps [2, N, H] (the steps'
 # h), flags: int64 [16], zeros (each thread's step count, on a cache line of its own).
@@ -170,8 +173,9 @@ NATIVE_POINTEES = {"mask": "np.bool_", "index": "np.intp", "packed_recurrent_ker
 # at 1-32 rows 14-50% faster than MKL's packed product for H = 32..128; at H = 256 10% slower from
 # 8 rows (benchmarks/recurrent_product.py; BENCHMARKS.md), on an Intel CPU. At any size where the
 # key says blocked_any_size (lstmgen.blas.blocked_any_size: MKL has no AVX-512 code for the CPU).
-# Panels are 64 columns: H % 16 == 0.
+# Panels are PANEL_COLUMNS columns: H % 16 == 0.
 BLOCKED_PRODUCT_MAX_WEIGHT_BYTES = 256 * 1024
+PANEL_COLUMNS = 64
 
 
 def blocked_product(key: VariantKey) -> bool:
@@ -185,7 +189,7 @@ def unit_split(key: VariantKey) -> bool:
     """Whether the variant has forward_units (NATIVE_SCRATCH), for two threads on one call whose
     batch is not split (a batch of 1): both products in the blocked product, whose panels of 64
     columns then split each gate's units in two (H % 128 == 0)."""
-    return blocked_projection(key) and key.units % (2 * 64) == 0
+    return blocked_projection(key) and key.units % (2 * PANEL_COLUMNS) == 0
 
 
 def blocked_projection(key: VariantKey) -> bool:
@@ -196,9 +200,9 @@ def blocked_projection(key: VariantKey) -> bool:
 
 
 def native_scratch(key: VariantKey, entry_name: str) -> tuple:
-    """NATIVE_SCRATCH of the entry, with the recurrent kernel copied to blocked_recurrent_kernel
+    """NATIVE_SCRATCH of the entry, with the recurrent kernel in panels, blocked_recurrent_kernel,
     instead of packed by MKL where the variant runs the product itself (blocked_product), and
-    the kernel to blocked_kernel where it projects so (blocked_projection; not step by step)."""
+    the kernel in blocked_kernel where it projects so (blocked_projection; not step by step)."""
     scratch = NATIVE_SCRATCH[entry_name]
     if not blocked_product(key):
         return scratch
@@ -388,5 +392,6 @@ def lower(key: VariantKey) -> CpuContext:
         padding_scratch=PADDING_SCRATCH,
         blocked_product=blocked_product(key),
         blocked_projection=blocked_projection(key),
+        panel_columns=PANEL_COLUMNS,
         unit_split=bool(native_shapes(key, "forward_units")),
     )
