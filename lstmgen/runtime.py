@@ -212,16 +212,15 @@ class LSTM:
         multiply_adds = n_batch * n_time * spec.units * (4 * (spec.input_dim + spec.output_size)
                                                          + spec.proj_size)
         parts = batch_threads.parts(n_batch, multiply_adds)
-        stepwise = (mask is None and not training_variant and not spec.unroll
-                    and not self._projects_in_panels()
+        inference = mask is None and not training_variant and not spec.unroll
+        # A batch too small to split may have its units split instead (lower.cpu.unit_split).
+        units = (self._units_entry() if inference and n_time > 0 and parts == 1
+                 and batch_threads.worth_splitting_units(multiply_adds) else None)
+        stepwise = (inference and units is None
                     and _projects_by_step(n_batch // parts, n_time, spec.units,
-                                          self.dtype.itemsize))
+                                          self.dtype.itemsize, self._projects_in_panels()))
         function, params, axes, calls_numpy_blas = self._entry(n_time if spec.unroll else None,
                                                         mask is not None, training_variant, stepwise)
-        # A batch too small to split may have its units split instead (lower.cpu.unit_split).
-        units = (self._units_entry() if mask is None and not training_variant and not stepwise
-                 and not spec.unroll and n_time > 0 and parts == 1
-                 and batch_threads.worth_splitting_units(multiply_adds) else None)
         values = {"x": x, "h0": h0, "c0": c0, "mask": mask,
                   **self._buffers(n_batch, n_time, stepwise, aligned=units is not None),
                   "input_masks": input_masks, "recurrent_masks": recurrent_masks,
@@ -320,8 +319,8 @@ class LSTM:
         return VariantKey.from_spec(spec, "cpu", blas.choice(), blas.blocked_any_size())
 
     def _projects_in_panels(self) -> bool:
-        """Whether the layer's variant projects in its blocked product (then never step by
-        step: see STEPWISE_MIN_ROWS); looked up once per layer."""
+        """Whether the layer's variant projects in its blocked product (then also step by step:
+        see STEPWISE_FROM); looked up once per layer."""
         if "panels" not in self._entries:
             key = self._cpu_key(self.spec)
             self._entries["panels"] = blocked_projection(key)
@@ -500,20 +499,23 @@ for _name in _SPEC_PROPERTIES:
     setattr(LSTM, _name, spec_property(_name))
 
 
-# Where a part of a call projects each step's input right before the step (forward_stepwise):
-# measured on one core, 64 rows x 100 steps, C = H = 512 (zx 52 MB), 5% faster than projecting
-# every step first; 32 rows x 100 x 128 -> 256 (13 MB) the same; 16 rows (small case) 3% and one
-# row (stream case) 18% slower, a product per step being too small there. Not where the variant
-# projects in its blocked product (lower.cpu.blocked_projection), whose product of every step at
-# once measured 22% faster than MKL's step by step (the large case on an AMD EPYC, Zen 4: 275-294
-# against 352-383 ms).
-STEPWISE_MIN_ROWS = 32
-STEPWISE_MIN_ZX_BYTES = 32 * 2 ** 20
+# From how many rows and bytes of zx a part of a call projects each step's input right before
+# the step (forward_stepwise), by where it projects. Through BLAS, measured on one core (Intel):
+# 64 rows x 100 steps, C = H = 512 (zx 52 MB), 5% faster than projecting every step first; 32
+# rows x 100 x 128 -> 256 (13 MB) the same; 16 rows (small case) 3% and one row (stream case) 18%
+# slower, a product per step being too small there. In the blocked product (the variant's
+# lower.cpu.blocked_projection), one core of an AMD EPYC (Zen 4; BENCHMARKS.md, session 13): 32 x
+# 100 x 128 -> 256 10% faster (zx no longer goes out to memory and back), 4 x 1000 x 64 -> 128
+# (7.8 MB) 10-15%, 32 x 100 x 32 -> 64 (3.1 MB) 5-19%, 4 x 100 x 128 -> 256 (1.6 MB) 3%; the
+# small case's part (0.8 MB) and 64 x 100 x 512 -> 512 the same; one row (2 MB) 20% and two
+# (3.9 MB) 0-7% slower.
+STEPWISE_FROM = {"blas": (32, 32 * 2 ** 20), "panels": (4, 2 * 2 ** 20)}
 
 
-def _projects_by_step(rows: int, n_time: int, units: int, itemsize: int) -> bool:
+def _projects_by_step(rows: int, n_time: int, units: int, itemsize: int, in_panels: bool) -> bool:
     """Whether a part of `rows` rows runs forward_stepwise: its zx would be too big to stay cached."""
-    return rows >= STEPWISE_MIN_ROWS and rows * n_time * 4 * units * itemsize >= STEPWISE_MIN_ZX_BYTES
+    min_rows, min_bytes = STEPWISE_FROM["panels" if in_panels else "blas"]
+    return rows >= min_rows and rows * n_time * 4 * units * itemsize >= min_bytes
 
 
 def _probe_devices(spec: LSTMSpec, target: str) -> dict:

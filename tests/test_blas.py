@@ -228,6 +228,10 @@ STEPWISE_CASES = [
     dict(dtype="float32", n_batch=5, n_time=6, input_dim=5, units=4, time_major=True,
          return_sequences=False),
     dict(dtype="float64", n_batch=1, n_time=30, input_dim=4, units=16, use_bias=False),
+    # Float32, C <= H: projected in the blocked product, step t's rows read through x's strides.
+    dict(dtype="float32", n_batch=7, n_time=20, input_dim=32, units=64),
+    dict(dtype="float32", n_batch=6, n_time=9, input_dim=16, units=32, time_major=True,
+         go_backwards=True, use_bias=False),
 ]
 
 
@@ -235,31 +239,23 @@ STEPWISE_CASES = [
 @pytest.mark.parametrize("case", STEPWISE_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_layer_projects_each_step_where_zx_would_be_big(monkeypatch, blas_name, case):
     """forward_stepwise (each step's input projected right before the step), which the layer
-    takes for parts whose zx would be tens of MB, here for every call, split into parts."""
+    takes for parts whose zx would be big, here for every call, split into parts."""
     from lstmgen import batch_threads, runtime
 
-    monkeypatch.setattr(runtime, "STEPWISE_MIN_ROWS", 1)
-    monkeypatch.setattr(runtime, "STEPWISE_MIN_ZX_BYTES", 0)
+    monkeypatch.setattr(runtime, "STEPWISE_FROM", {"blas": (1, 0), "panels": (1, 0)})
     monkeypatch.setattr(batch_threads, "MIN_MULTIPLY_ADDS_PER_PART", 1)
     layer = check_layer_against_reference(monkeypatch, blas_name, case)
     assert [key[-1] for key in layer._entries if isinstance(key, tuple)] == [True]
 
 
-def test_a_layer_that_projects_in_panels_never_projects_by_step(monkeypatch):
-    """Where both products run in the blocked product (C <= H, float32), the whole sequence is
-    projected first whatever zx's size."""
-    from lstmgen import runtime
-
-    monkeypatch.setattr(runtime, "STEPWISE_MIN_ROWS", 1)
-    monkeypatch.setattr(runtime, "STEPWISE_MIN_ZX_BYTES", 0)
-    layer = check_layer_against_reference(monkeypatch, "numpy", dict(
-        dtype="float32", n_batch=7, n_time=20, input_dim=32, units=64))
-    assert [key[-1] for key in layer._entries if isinstance(key, tuple)] == [False]
-
-
 def test_parts_project_each_step_only_where_zx_would_be_big():
     from lstmgen.runtime import _projects_by_step
 
-    assert _projects_by_step(64, 100, 512, 4)  # the large benchmark's part: zx 52 MB
-    assert not _projects_by_step(32, 100, 256, 4)  # the batch case's: 13 MB, measured no faster
-    assert not _projects_by_step(16, 50, 64, 4) and not _projects_by_step(1, 100000, 512, 4)
+    # Through BLAS, from tens of MB.
+    assert _projects_by_step(64, 100, 512, 4, False)  # the large benchmark's part: zx 52 MB
+    assert not _projects_by_step(32, 100, 256, 4, False)  # the batch case's: 13 MB, no faster
+    assert not _projects_by_step(16, 50, 64, 4, False) and not _projects_by_step(1, 100000, 512, 4, False)
+    # In the blocked product, from a few MB and a block of rows.
+    assert _projects_by_step(32, 100, 256, 4, True) and _projects_by_step(4, 1000, 128, 4, True)
+    assert not _projects_by_step(16, 50, 64, 4, True)  # the small case's part: 0.8 MB
+    assert not _projects_by_step(2, 2000, 64, 4, True)  # too few rows for a product per step

@@ -202,14 +202,14 @@ def blocked_projection(key: VariantKey) -> bool:
 def native_scratch(key: VariantKey, entry_name: str) -> tuple:
     """NATIVE_SCRATCH of the entry, with the recurrent kernel in panels, blocked_recurrent_kernel,
     instead of packed by MKL where the variant runs the product itself (blocked_product), and
-    the kernel in blocked_kernel where it projects so (blocked_projection; not step by step)."""
+    the kernel in blocked_kernel where it projects so (blocked_projection), also step by step."""
     scratch = NATIVE_SCRATCH[entry_name]
     if not blocked_product(key):
         return scratch
     scratch = tuple("blocked_recurrent_kernel" if name == "packed_recurrent_kernel" else name
                     for name in scratch)
-    if blocked_projection(key) and entry_name != "forward_stepwise":
-        scratch += ("blocked_kernel",)
+    if blocked_projection(key):
+        scratch = tuple(name for name in scratch if name != "packed_kernel") + ("blocked_kernel",)
     return scratch
 
 
@@ -227,10 +227,11 @@ def native_arguments(key: VariantKey, entry_name: str) -> tuple:
 
 def calls_numpy_blas(key: VariantKey, entry_name: str) -> bool:
     """Whether the entry's code calls NumPy's BLAS (np.dot): in NumPy-BLAS variants every entry
-    but the whole-sequence inference ones where both products run in the blocked product
-    (blocked_projection; step by step projects through np.dot, dropout multiplies through it)."""
+    but the inference ones where both products run in the blocked product (blocked_projection;
+    training-mode dropout multiplies through np.dot)."""
     return key.blas == "numpy" and not (blocked_projection(key) and entry_name in
-                                        ("forward", "forward_masked", "forward_units"))
+                                        ("forward", "forward_masked", "forward_stepwise",
+                                         "forward_units"))
 
 
 def native_shapes(key: VariantKey, entry_name: str) -> tuple:
@@ -238,7 +239,7 @@ def native_shapes(key: VariantKey, entry_name: str) -> tuple:
     pointer, in `<entry_name>_into`'s order; empty where the variant has no such twin. Only code
     that calls MKL or no BLAS at all can have one (NumPy's BLAS is reached through Numba's
     runtime): MKL variants, and NumPy-BLAS ones whose products both run in the blocked product
-    (blocked_projection), except step by step (its projection calls np.dot). Not unrolled or
+    (blocked_projection). Not unrolled or
     projected code either (both reshape arrays, which may raise: a native library must not need
     Numba's runtime)."""
     if (entry_name not in NATIVE_SCRATCH or calls_numpy_blas(key, entry_name)
