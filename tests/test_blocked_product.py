@@ -66,7 +66,9 @@ def test_which_variants_project_in_the_same_code(fields, projects):
             scratch = ("blocked_kernel",) if projects else ()
             assert native_scratch(key, "forward")[1:] == scratch
             assert native_scratch(key, "forward_masked")[3:] == scratch
-            assert "blocked_kernel" not in native_scratch(key, "forward_stepwise")
+            # Step by step too, in place of MKL's packed kernel.
+            assert ("blocked_kernel" in native_scratch(key, "forward_stepwise")) == projects
+            assert ("packed_kernel" in native_scratch(key, "forward_stepwise")) != projects
 
 
 def check_product_of_every_row_count(units):
