@@ -216,7 +216,8 @@ def to_panels(matrix: np.ndarray, start=None) -> np.ndarray:
     `start` [4H] (zeros without one), which products start from. The layout of the generated
     module's _to_panels and _start_from, which its native libraries take ready."""
     depth = matrix.shape[0]
-    panels = aligned_empty((matrix.shape[1] // PANEL_COLUMNS, depth + 1, PANEL_COLUMNS), matrix.dtype)
+    panels = aligned_empty((matrix.shape[1] // PANEL_COLUMNS, depth + 1, PANEL_COLUMNS),
+                           matrix.dtype)
     panels[:, :depth] = matrix.reshape(depth, -1, PANEL_COLUMNS).transpose(1, 0, 2)
     panels[:, depth] = 0 if start is None else start.reshape(-1, PANEL_COLUMNS)
     return panels
@@ -304,7 +305,8 @@ class NativeForward:
                 kept["buffers"], kept["tail"] = self._scratch_for(hi - lo, n_time)
                 kept["sizes"] = (hi - lo, n_time)
             pointers, sizes = kept["tail"]
-            pointers = [panels.get(name, pointer) for name, pointer in zip(self._scratch_names, pointers)]
+            pointers = [panels.get(name, pointer)
+                        for name, pointer in zip(self._scratch_names, pointers)]
             rows = [address + lo * size for address, size in zip(addresses, row_bytes)]
             parts.append(np.array([*rows, *pointers, hi - lo, n_time, *sizes], np.int64))
         return parts
@@ -321,7 +323,8 @@ class NativeForward:
         if known is None or any(a is not b for a, b in zip(weights, known)):
             panels = [to_panels(*source) for source in sources]
             kept["panels"], kept["panels_of"] = panels, weights  # kept: the addresses stay valid
-            kept["panel_addresses"] = {name: _address(p) for name, p in zip(self._panel_names, panels)}
+            kept["panel_addresses"] = {name: _address(panel)
+                                       for name, panel in zip(self._panel_names, panels)}
         return kept["panel_addresses"]
 
     def unit_arguments(self, arrays):
