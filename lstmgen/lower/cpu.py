@@ -239,9 +239,8 @@ def native_shapes(key: VariantKey, entry_name: str) -> tuple:
     pointer, in `<entry_name>_into`'s order; empty where the variant has no such twin. Only code
     that calls MKL or no BLAS at all can have one (NumPy's BLAS is reached through Numba's
     runtime): MKL variants, and NumPy-BLAS ones whose products both run in the blocked product
-    (blocked_projection). Not unrolled or
-    projected code either (both reshape arrays, which may raise: a native library must not need
-    Numba's runtime)."""
+    (blocked_projection). Not unrolled or projected code either (both reshape arrays, which may
+    raise: a native library must not need Numba's runtime)."""
     if (entry_name not in NATIVE_SCRATCH or calls_numpy_blas(key, entry_name)
             or key.unrolled_timesteps is not None or key.proj_size
             or (entry_name == "forward_units" and not unit_split(key))):
