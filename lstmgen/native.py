@@ -355,6 +355,8 @@ class NativeForward:
                 rows = {"n_batch": n_batch, "n_time": n_time}
                 buffer = {"index": lambda: np.empty(eval(PADDING_SCRATCH, {}, rows), np.intp),
                           "h_active": lambda: np.empty((n_batch, self._units), self._dtype),
+                          "x_active": lambda: np.empty((n_batch, self._matrix_rows["kernel"]),
+                                                       self._dtype),
                           "h_steps": lambda: aligned_empty((2, n_batch, self._units), self._dtype),
                           "flags": lambda: np.zeros(16, np.int64)}[name]()
                 pointers.append(_address(buffer))

@@ -107,6 +107,8 @@ class CpuContext(CommonContext):
     blocked_product: bool  # blocked_product(key)
     blocked_projection: bool  # blocked_projection(key)
     panel_columns: int  # PANEL_COLUMNS
+    masked_by_step: bool  # masked_by_step(key)
+    project_used: bool  # whether an entry calls _project_used (projects_used_steps)
     unit_split: bool  # unit_split(key) and native_forward_units_into generated
 
 
@@ -152,7 +154,8 @@ def cpu_entry_points(key: VariantKey) -> tuple:
 # (native_arguments): the addresses of the `_into` function's arrays (native_shapes), then of each
 # scratch buffer, then n_batch and n_time, then the size in bytes of each packed_* buffer (a
 # matrix packed by MKL for n_batch rows, 64-byte aligned). index: intp [PADDING_SCRATCH];
-# h_active: [N, H]; all in the variant's dtype. Not scratch but weights: blocked_recurrent_kernel
+# h_active: [N, H]; x_active: [N, C] (a masked call of a variant that projects in panels: the
+# step's rows); all in the variant's dtype. Not scratch but weights: blocked_recurrent_kernel
 # and blocked_kernel (native_scratch), the recurrent kernel and the kernel (starting from the
 # bias) in blocked_product's panels [4H / 64, H + 1, 64] and [4H / 64, C + 1, 64], 64-byte
 # aligned, laid out by the caller once per weights (lstmgen.native.to_panels).
@@ -199,6 +202,21 @@ def blocked_projection(key: VariantKey) -> bool:
     return blocked_product(key) and key.input_dim <= key.units
 
 
+def masked_by_step(key: VariantKey) -> bool:
+    """Whether masked inference calls project each step's used rows right before the step
+    (gathered into x_active), not every step first: where they project in panels and run the
+    steps in a loop. Measured on the unmasked calls: BENCHMARKS.md, session 13."""
+    return blocked_projection(key) and key.unrolled_timesteps is None
+
+
+def projects_used_steps(key: VariantKey) -> bool:
+    """Whether an entry projects every row's used steps first (_project_used): batch-major
+    masked ones, but those that project by step (masked_by_step: inference) or drop inputs."""
+    return not key.time_major and any(
+        e.masked and not (masked_by_step(key) and not e.training)
+        and not (e.training and key.input_mask_count) for e in cpu_entry_points(key))
+
+
 def native_scratch(key: VariantKey, entry_name: str) -> tuple:
     """NATIVE_SCRATCH of the entry, with the recurrent kernel in panels, blocked_recurrent_kernel,
     instead of packed by MKL where the variant runs the product itself (blocked_product), and
@@ -210,6 +228,8 @@ def native_scratch(key: VariantKey, entry_name: str) -> tuple:
                     for name in scratch)
     if blocked_projection(key):
         scratch = tuple(name for name in scratch if name != "packed_kernel") + ("blocked_kernel",)
+        if entry_name == "forward_masked" and masked_by_step(key):  # each step's rows: x_active
+            scratch += ("x_active",)
     return scratch
 
 
@@ -249,8 +269,9 @@ def native_shapes(key: VariantKey, entry_name: str) -> tuple:
     output = steps + ", UNITS)" if key.return_sequences else "(n_batch, UNITS)"
     entry = next(e for e in cpu_entry_points(key) if e.name == entry_name.replace("_units", ""))
     # x as zx's rows (its steps and rows in memory order), except where the code reads x by
-    # step (step by step) or by row (a batch-major masked call projects each row's used steps).
-    whole = entry.stepwise or (entry.masked and not key.time_major)
+    # step (step by step, and masked calls projecting in panels: they gather each step's rows)
+    # or by row (a batch-major masked call projects each row's used steps).
+    whole = entry.stepwise or (entry.masked and (not key.time_major or masked_by_step(key)))
     shapes = {"x": steps + ", INPUT_DIM)" if whole else "(n_batch * n_time, INPUT_DIM)",
               **{name: repr(shape) for name, shape in weight_shapes(key)},
               "h0": "(n_batch, UNITS)", "c0": "(n_batch, UNITS)", "mask": "(n_batch, n_time)",
@@ -393,5 +414,7 @@ def lower(key: VariantKey) -> CpuContext:
         blocked_product=blocked_product(key),
         blocked_projection=blocked_projection(key),
         panel_columns=PANEL_COLUMNS,
+        masked_by_step=masked_by_step(key),
+        project_used=projects_used_steps(key),
         unit_split=bool(native_shapes(key, "forward_units")),
     )
