@@ -239,12 +239,15 @@ class NativeForward:
         self._jit = jit
         params = [param for param, _ in native_shapes(key, entry_name)]
         self._h, self._time_axis = params.index("h"), 0 if key.time_major else 1  # of x, first
-        # blocked_* name -> the indices of (the matrix, the start or None) among the arrays
-        self._panel_sources = {"blocked_recurrent_kernel": (params.index("recurrent_kernel"), None),
-                               "blocked_kernel": (params.index("kernel"),
-                                                  params.index("bias") if key.use_bias else None)}
         self._scratch_names = native_scratch(key, entry_name)
+        # Each blocked_* scratch name's (matrix, start or None): indices among the arrays.
+        sources = {"blocked_recurrent_kernel": (params.index("recurrent_kernel"), None),
+                   "blocked_kernel": (params.index("kernel"),
+                                      params.index("bias") if key.use_bias else None)}
         self._panel_names = [name for name in self._scratch_names if name.startswith("blocked")]
+        self._panel_sources = [sources[name] for name in self._panel_names]
+        self._panel_inputs = sorted({i for source in self._panel_sources for i in source
+                                     if i is not None})
         if key.blas == "mkl":
             _mkl()  # loaded and set sequential first: the library links the same file
         function = getattr(ctypes.CDLL(str(path)), _symbol(entry_name))
@@ -284,45 +287,52 @@ class NativeForward:
 
         A part's addresses are the arrays' own plus lo rows, with no NumPy view made (slicing
         and reading back 11 arrays' addresses per part cost ~10 us of a split call). Scratch is
-        the calling thread's for one part, else part k's (the caller of batch_threads.run holds
-        its lock while parts run)."""
+        the calling thread's without bounds, else part k's (the caller of batch_threads.run
+        holds its lock while parts run)."""
         addresses = [_address(a) for a in arrays]
         n_batch, n_time = arrays[self._h].shape[0], arrays[0].shape[self._time_axis]
         if n_batch == 0 or n_time == 0 or None in addresses:
             return None
-        if bounds is None:
-            bounds, row_bytes = ((0, n_batch),), [0] * len(arrays)
-        else:
-            if any(axis not in (None, 0, ZX_ROWS) for axis in axes):
-                return None  # a part of a time-major array is strided
-            row_bytes = [0 if axis is None else array.strides[0] * (n_time if axis == ZX_ROWS else 1)
-                         for array, axis in zip(arrays, axes)]
         panels = self._panel_addresses(arrays)
-        parts = []
-        for k, (lo, hi) in enumerate(bounds):
-            kept = self._scratch.__dict__ if len(bounds) == 1 else self._parts.setdefault(k, {})
-            if kept.get("sizes") != (hi - lo, n_time):
-                kept["buffers"], kept["tail"] = self._scratch_for(hi - lo, n_time)
-                kept["sizes"] = (hi - lo, n_time)
-            pointers, sizes = kept["tail"]
-            pointers = [panels.get(name, pointer)
-                        for name, pointer in zip(self._scratch_names, pointers)]
-            rows = [address + lo * size for address, size in zip(addresses, row_bytes)]
-            parts.append(np.array([*rows, *pointers, hi - lo, n_time, *sizes], np.int64))
-        return parts
+        if bounds is None:
+            return [np.array(addresses + self._tail(self._scratch.__dict__, n_batch, n_time, panels),
+                             np.int64)]
+        if any(axis not in (None, 0, ZX_ROWS) for axis in axes):
+            return None  # a part of a time-major array is strided
+        row_bytes = [0 if axis is None else array.strides[0] * (n_time if axis == ZX_ROWS else 1)
+                     for array, axis in zip(arrays, axes)]
+        return [np.array([address + lo * size for address, size in zip(addresses, row_bytes)]
+                         + self._tail(self._parts.setdefault(k, {}), hi - lo, n_time, panels),
+                         np.int64)
+                for k, (lo, hi) in enumerate(bounds)]
+
+    def _tail(self, kept: dict, n_batch: int, n_time: int, panels: dict) -> list:
+        """The arguments after the arrays' addresses for a part of `n_batch` rows whose scratch is
+        `kept`: the scratch's addresses (blocked_* from `panels`), the sizes, the packed buffers'
+        sizes; made anew only where its sizes or the panels change."""
+        if kept.get("sizes") != (n_batch, n_time):
+            kept["buffers"], kept["scratch"] = self._scratch_for(n_batch, n_time)
+            kept["sizes"], kept["tail_panels"] = (n_batch, n_time), None
+        if kept["tail_panels"] is not panels:
+            pointers, sizes = kept["scratch"]
+            kept["tail"] = [*(panels.get(name, pointer)
+                              for name, pointer in zip(self._scratch_names, pointers)),
+                            n_batch, n_time, *sizes]
+            kept["tail_panels"] = panels
+        return kept["tail"]
 
     def _panel_addresses(self, arrays) -> dict:
         """blocked_* name -> the address of the weights in panels (to_panels) that the library
-        reads there, laid out anew where the weight arrays are not those of the last call on this
-        thread (whose parts all read these: they run while it waits)."""
+        reads there, laid out anew (a new dict) where the weight arrays are not those of the last
+        call on this thread (whose parts all read these: they run while it waits)."""
         kept = self._scratch.__dict__
-        sources = [[arrays[i] for i in self._panel_sources[name] if i is not None]
-                   for name in self._panel_names]
-        weights = [array for source in sources for array in source]
         known = kept.get("panels_of")
-        if known is None or any(a is not b for a, b in zip(weights, known)):
-            panels = [to_panels(*source) for source in sources]
-            kept["panels"], kept["panels_of"] = panels, weights  # kept: the addresses stay valid
+        if known is None or any(arrays[i] is not array
+                                for i, array in zip(self._panel_inputs, known)):
+            panels = [to_panels(*(None if i is None else arrays[i] for i in source))
+                      for source in self._panel_sources]
+            kept["panels"] = panels  # kept: the addresses stay valid
+            kept["panels_of"] = [arrays[i] for i in self._panel_inputs]
             kept["panel_addresses"] = {name: _address(panel)
                                        for name, panel in zip(self._panel_names, panels)}
         return kept["panel_addresses"]
