@@ -293,12 +293,12 @@ class NativeForward:
         n_batch, n_time = arrays[self._h].shape[0], arrays[0].shape[self._time_axis]
         if n_batch == 0 or n_time == 0 or None in addresses:
             return None
+        if bounds is not None and any(axis not in (None, 0, ZX_ROWS) for axis in axes):
+            return None  # a part of a time-major array is strided
         panels = self._panel_addresses(arrays)
         if bounds is None:
             return [np.array(addresses + self._tail(self._scratch.__dict__, n_batch, n_time, panels),
                              np.int64)]
-        if any(axis not in (None, 0, ZX_ROWS) for axis in axes):
-            return None  # a part of a time-major array is strided
         row_bytes = [0 if axis is None else array.strides[0] * (n_time if axis == ZX_ROWS else 1)
                      for array, axis in zip(arrays, axes)]
         return [np.array([address + lo * size for address, size in zip(addresses, row_bytes)]
