@@ -116,10 +116,13 @@ def _build_library(entries: dict, options: dict, libraries: list, path: Path) ->
     # Numba has optimized the code (O3); with everything internal, what only served its wrappers
     # goes: the entry's status is constant (nothing raises), so its error branch, which calls
     # into Python, folds away, then what nothing calls. (O3 once more took 0.25 s for the same.)
+    # Twice: where the first round specializes a callee (a blocked product left out of line),
+    # the status it returns is known only to the second (measured: H = 8).
     builder = ll.create_pass_builder(machine, ll.create_pipeline_tuning_options(speed_level=0))
     passes = builder.getModulePassManager()
-    passes.add_ipsccp_pass()
-    passes.add_simplify_cfg_pass()
+    for _ in range(2):
+        passes.add_ipsccp_pass()
+        passes.add_simplify_cfg_pass()
     passes.add_global_dead_code_eliminate_pass()
     passes.add_strip_dead_prototype_pass()
     passes.run(llvm_module, builder)
@@ -211,15 +214,19 @@ def aligned_empty(shape: tuple, dtype) -> np.ndarray:
 
 
 def to_panels(matrix: np.ndarray, start=None) -> np.ndarray:
-    """matrix [K, 4H] in the blocked product's panels [4H / PANEL_COLUMNS, K + 1, PANEL_COLUMNS],
-    64-byte aligned: panel p holds every row's columns from p * PANEL_COLUMNS, then those of
-    `start` [4H] (zeros without one), which products start from. The layout of the generated
-    module's _to_panels and _start_from, which its native libraries take ready."""
-    depth = matrix.shape[0]
-    panels = aligned_empty((matrix.shape[1] // PANEL_COLUMNS, depth + 1, PANEL_COLUMNS),
-                           matrix.dtype)
-    panels[:, :depth] = matrix.reshape(depth, -1, PANEL_COLUMNS).transpose(1, 0, 2)
-    panels[:, depth] = 0 if start is None else start.reshape(-1, PANEL_COLUMNS)
+    """matrix [K, 4H] in the blocked product's panels [ceil(4H / PANEL_COLUMNS), K + 1,
+    PANEL_COLUMNS], 64-byte aligned: panel p holds every row's columns from p * PANEL_COLUMNS,
+    then those of `start` [4H] (zeros without one), which products start from; zeros past 4H.
+    The layout of the generated module's _to_panels and _start_from, which its native libraries
+    take ready."""
+    depth, columns = matrix.shape
+    count = -(-columns // PANEL_COLUMNS)
+    padded = np.zeros((depth + 1, count * PANEL_COLUMNS), matrix.dtype)
+    padded[:depth, :columns] = matrix
+    if start is not None:
+        padded[depth, :columns] = start
+    panels = aligned_empty((count, depth + 1, PANEL_COLUMNS), matrix.dtype)
+    panels[:] = padded.reshape(depth + 1, count, PANEL_COLUMNS).transpose(1, 0, 2)
     return panels
 
 

@@ -92,13 +92,16 @@ CASES = [
     dict(dtype="float32", n_batch=7, n_time=40, input_dim=32, units=64, masked="right-padded"),
     dict(dtype="float64", n_batch=5, n_time=9, input_dim=3, units=6, masked="left-padded",
          go_backwards=True, return_sequences=False, zero_output_for_mask=False),
-    # float32 with H % 16 == 0 up to 128 runs the recurrent product in its own blocked code
-    # (lower.cpu.blocked_product), also unrolled, in training without recurrent dropout, and on
-    # the padded rows in use (blocks of 4 rows and what remains).
+    # float32 up to H = 128 runs the recurrent product in its own blocked code
+    # (lower.cpu.blocked_product), also unrolled, in training without recurrent dropout, on
+    # the padded rows in use (blocks of 4 rows and what remains), and where 4H is not whole
+    # panels of 64 columns (H = 20, 50).
     dict(dtype="float32", n_batch=1, n_time=12, input_dim=3, units=16, masked=True, unroll=True),
     dict(dtype="float32", n_batch=6, n_time=8, input_dim=5, units=32, training=True, dropout=0.3,
          go_backwards=True),
     dict(dtype="float32", n_batch=9, n_time=9, input_dim=4, units=128, masked="left-padded"),
+    dict(dtype="float32", n_batch=6, n_time=7, input_dim=5, units=20, masked="right-padded"),
+    dict(dtype="float32", n_batch=5, n_time=6, input_dim=50, units=50, go_backwards=True),
 ]
 
 
@@ -152,8 +155,10 @@ def check_layer_against_reference(monkeypatch, blas_name, case):
     return layer
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("units, rows", [(4, 7), (72, 32), (256, 64)])  # none blocked_product's
+# None blocked_product's (float32 from 128 units: without blocked_any_size, its weights' bound).
+@pytest.mark.parametrize("dtype, units, rows", [("float64", 4, 7), ("float64", 72, 32),
+                                                ("float64", 256, 64), ("float32", 144, 7),
+                                                ("float32", 256, 64)])
 def test_mkl_packed_kernel_serves_fewer_rows(dtype, units, rows):
     """Padded sequences multiply fewer rows than the recurrent kernel was packed for (MKL
     documents packing with m but gives every m the same packed size): every prefix of rows

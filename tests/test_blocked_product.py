@@ -29,7 +29,8 @@ def _key(blas="numpy", **fields):
     (dict(units=16), True),
     (dict(units=128, go_backwards=True), True),
     (dict(units=144), False),  # its recurrent kernel, 324 KB, is over 256 KB
-    (dict(units=24), False),  # 4H = 96 is not whole blocks of 64 columns
+    (dict(units=24), True),  # 4H = 96: a panel and a half, the last padded
+    (dict(units=100), True),
     (dict(units=64, dtype="float64"), False),
     (dict(units=64, proj_size=32), False),
 ])
@@ -53,7 +54,8 @@ def test_which_variants_run_the_product_themselves(fields, blocked):
     (dict(units=16, input_dim=16), True),
     (dict(units=128, input_dim=3, use_bias=False), True),
     (dict(units=16, input_dim=17), False),  # the kernel's panels would outgrow the recurrent one's
-    (dict(units=24, input_dim=3), False),  # no blocked product
+    (dict(units=24, input_dim=3), True),
+    (dict(units=64, input_dim=3, dtype="float64"), False),  # no blocked product
 ])
 def test_which_variants_project_in_the_same_code(fields, projects):
     for blas_name in ("numpy", "mkl"):
@@ -78,18 +80,24 @@ def check_product_of_every_row_count(units):
     recurrent_kernel = rng.normal(size=(units, 4 * units)).astype(np.float32)
     panels = module._blocked(recurrent_kernel)
     assert panels.ctypes.data % 64 == 0 and panels.flags.c_contiguous
-    np.testing.assert_array_equal(panels[:, :units],
-                                  recurrent_kernel.reshape(units, -1, 64).transpose(1, 0, 2))
+    count = -(-4 * units // 64)  # panels of 64 columns, the last padded with zeros
+    padded = np.pad(recurrent_kernel, ((0, 0), (0, 64 * count - 4 * units)))
+    np.testing.assert_array_equal(panels[:, :units], padded.reshape(units, count, 64).transpose(1, 0, 2))
     assert not panels[:, units].any()  # what the product starts from
     h = rng.normal(size=(11, units)).astype(np.float32)
     for rows in range(12):  # whole blocks of 4 rows and the rows that remain
-        zh = np.full((rows, 4 * units), np.nan, np.float32)
+        # zh [rows, 4H], then 64 floats that a last panel's padding must not reach
+        guarded = np.full(rows * 4 * units + 64, np.nan, np.float32)
+        zh = guarded[:rows * 4 * units].reshape(rows, 4 * units)
         module._blocked_product(h[:rows], panels, zh)
+        assert np.isnan(guarded[rows * 4 * units:]).all()
         expected = h[:rows].astype(np.float64) @ recurrent_kernel.astype(np.float64)
         np.testing.assert_allclose(zh, expected, rtol=1e-5, atol=1e-5 * np.sqrt(units))
 
 
-@pytest.mark.parametrize("units", [16, 128])
+# 4H of 8 = 32 columns (less than one panel), 50 = 3 panels and 8 columns (a vector of 16 in part),
+# 100 = 6 panels and 16: the last panel's real columns only.
+@pytest.mark.parametrize("units", [16, 128, 8, 50, 100])
 def test_product_of_every_row_count(units):
     check_product_of_every_row_count(units)
 
@@ -133,16 +141,17 @@ def test_a_recurrent_kernel_of_another_shape_is_refused():
 
 
 def test_blocked_any_size_lifts_the_weight_bound_only():
-    """The key's blocked_any_size (CPUs for which MKL has no AVX-512 code): any H a multiple of
-    16, still float32 without a projection; a key field left out of the JSON when False, so that
-    other variants keep their names."""
+    """The key's blocked_any_size (CPUs for which MKL has no AVX-512 code): any H, still float32
+    without a projection; a key field left out of the JSON when False, so that other variants
+    keep their names."""
     spec = LSTMSpec(256, input_dim=3)
     plain, lifted = (VariantKey.from_spec(spec, "cpu", "numpy", flag) for flag in (False, True))
     assert not blocked_product(plain) and blocked_product(lifted)
     assert "blocked_any_size" not in plain.to_json() and '"blocked_any_size":true' in lifted.to_json()
     assert plain.module_name != lifted.module_name
-    for other in (spec.replace(dtype="float64"), spec.replace(units=24), spec.replace(proj_size=8)):
+    for other in (spec.replace(dtype="float64"), spec.replace(proj_size=8)):
         assert not blocked_product(VariantKey.from_spec(other, "cpu", "numpy", True))
+    assert blocked_product(VariantKey.from_spec(spec.replace(units=200), "cpu", "numpy", True))
     assert not VariantKey.from_spec(spec, "cuda", blocked_any_size=True).blocked_any_size
 
 

@@ -527,7 +527,7 @@ def test_real_template_needs_every_context_field_it_names():
     text = "".join(p.read_text() for p in templates_dir().rglob("*.j2"))
     needed = set()
     for blas, blocked in itertools.product(BLAS_CHOICES, (False, True)):
-        spec = LSTMSpec(16 if blocked else 3, input_dim=2, dropout=0.5, recurrent_dropout=0.5)
+        spec = LSTMSpec(16 if blocked else 144, input_dim=2, dropout=0.5, recurrent_dropout=0.5)
         key = VariantKey.from_spec(spec, "cpu", blas, blocked)
         assert cpu.blocked_product(key) == blocked
         ctx = cpu.lower(key)

@@ -103,9 +103,11 @@ def test_library_computes_what_forward_masked_into_does(tmp_path, fields, mask):
     _check_library(tmp_path, fields, "forward_masked", mask)
 
 
-# float32, H % 16 == 0 and C <= H: both products run in the module's blocked product.
+# float32 and C <= H: both products run in the module's blocked product (H = 20: its last panel
+# of weights padded).
 BLOCKED_SPECS = [dict(units=16, input_dim=5), dict(units=32, input_dim=32, time_major=True),
-                 dict(units=16, input_dim=7, go_backwards=True, return_sequences=False)]
+                 dict(units=16, input_dim=7, go_backwards=True, return_sequences=False),
+                 dict(units=20, input_dim=6)]
 
 
 @pytest.mark.parametrize("entry_name, mask", [("forward", None), ("forward_stepwise", None)]
@@ -169,7 +171,8 @@ def test_variants_that_need_numbas_runtime_have_none():
     assert native_shapes(key, "forward") and native_shapes(key, "forward_masked")
     assert not native_shapes(key, "forward_train")  # dropout: temporaries allocated
     assert native_shapes(key, "forward_stepwise")
-    assert not native_shapes(VariantKey.from_spec(spec, "cpu", "numpy"), "forward")  # np.dot: Numba's BLAS
+    assert not native_shapes(VariantKey.from_spec(spec.replace(dtype="float64"), "cpu", "numpy"),
+                             "forward")  # np.dot: Numba's BLAS
     blocked = LSTMSpec(16, input_dim=5)  # no np.dot, step by step too
     assert all(native_shapes(VariantKey.from_spec(blocked, "cpu", "numpy"), name)
                for name in ("forward", "forward_masked", "forward_stepwise"))
@@ -183,13 +186,13 @@ def test_variants_that_need_numbas_runtime_have_none():
 
 def test_a_refused_build_is_recorded_and_not_tried_again(tmp_path, monkeypatch):
     skip_without("mkl")
-    key = VariantKey.from_spec(LSTMSpec(5, input_dim=2), "cpu", "mkl")
+    key = VariantKey.from_spec(LSTMSpec(5, input_dim=2, dtype="float64"), "cpu", "mkl")  # cblas_dgemm
     monkeypatch.setattr(native, "_provided_outside_numba", lambda name: False)
     function = native.entry_function(key, "forward", tmp_path, lambda: VARIANTS.get(key))
     assert function is VARIANTS.get(key).forward_into
     assert not native.library_path(key, "forward", tmp_path).exists()
     reason = native.why_not_path(native.library_path(key, "forward", tmp_path)).read_text()
-    assert "needs Numba's runtime (it calls cblas_sgemm" in reason
+    assert "needs Numba's runtime (it calls cblas_dgemm" in reason
 
     def build(*args):
         raise AssertionError("built again")

@@ -157,8 +157,8 @@ def cpu_entry_points(key: VariantKey) -> tuple:
 # h_active: [N, H]; x_active: [N, C] (a masked call of a variant that projects in panels: the
 # step's rows); all in the variant's dtype. Not scratch but weights: blocked_recurrent_kernel
 # and blocked_kernel (native_scratch), the recurrent kernel and the kernel (starting from the
-# bias) in blocked_product's panels [4H / 64, H + 1, 64] and [4H / 64, C + 1, 64], 64-byte
-# aligned, laid out by the caller once per weights (lstmgen.native.to_panels).
+# bias) in blocked_product's panels [ceil(4H / 64), H + 1, 64] and [ceil(4H / 64), C + 1, 64],
+# 64-byte aligned, laid out by the caller once per weights (lstmgen.native.to_panels).
 # forward_units (unit_split) is forward_into run by two threads at once, each on half the units
 # and told which (`part`, its last argument), sharing its scratch: h_steps [2, N, H] (the steps'
 # h), flags: int64 [16], zeros (each thread's step count, on a cache line of its own).
@@ -176,13 +176,13 @@ NATIVE_POINTEES = {"mask": "np.bool_", "index": "np.intp", "packed_recurrent_ker
 # at 1-32 rows 14-50% faster than MKL's packed product for H = 32..128; at H = 256 10% slower from
 # 8 rows (benchmarks/recurrent_product.py; BENCHMARKS.md), on an Intel CPU. At any size where the
 # key says blocked_any_size (lstmgen.blas.blocked_any_size: MKL has no AVX-512 code for the CPU).
-# Panels are PANEL_COLUMNS columns: H % 16 == 0.
+# Panels are PANEL_COLUMNS columns, the last one padded where 4H is not whole panels.
 BLOCKED_PRODUCT_MAX_WEIGHT_BYTES = 256 * 1024
 PANEL_COLUMNS = 64
 
 
 def blocked_product(key: VariantKey) -> bool:
-    if key.dtype != "float32" or key.proj_size or key.units % 16 != 0:
+    if key.dtype != "float32" or key.proj_size:
         return False
     recurrent_kernel_bytes = key.units * 4 * key.units * 4  # [H, 4H] float32
     return key.blocked_any_size or recurrent_kernel_bytes <= BLOCKED_PRODUCT_MAX_WEIGHT_BYTES
