@@ -279,12 +279,14 @@ def test_new_weights_take_effect_and_old_arrays_do_not(mask):
     assert isinstance(layer._entries[(None, mask is not None, False, False)][0], native.NativeForward)
 
 
-def test_panels_are_the_generated_modules_layout():
+@pytest.mark.parametrize("units", [64, 50])  # 4H = 200: the last panel padded
+def test_panels_are_the_generated_modules_layout(units):
     """native.to_panels lays weights out as the generated module's _to_panels and _start_from."""
-    key = VariantKey.from_spec(LSTMSpec(64, input_dim=24), "cpu", "numpy", True)
+    key = VariantKey.from_spec(LSTMSpec(units, input_dim=24), "cpu", "numpy", True)
     module = VARIANTS.get(key)
     rng = np.random.default_rng(5)
-    kernel, bias = rng.normal(size=(24, 256)).astype(np.float32), rng.normal(size=256).astype(np.float32)
+    kernel = rng.normal(size=(24, 4 * units)).astype(np.float32)
+    bias = rng.normal(size=4 * units).astype(np.float32)
     assert module.BLOCK_COLUMNS == native.PANEL_COLUMNS
     np.testing.assert_array_equal(native.to_panels(kernel, bias), module._blocked_kernel(kernel, bias))
     np.testing.assert_array_equal(native.to_panels(kernel), module._panels(kernel))
