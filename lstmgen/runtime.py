@@ -3,6 +3,7 @@
 import numpy as np
 
 from contextlib import nullcontext
+from functools import cached_property
 
 from lstmgen import batch_threads, blas, native
 from lstmgen.blas_threads import single_threaded_blas
@@ -219,17 +220,17 @@ class LSTM:
         stepwise = (inference and units is None
                     and _projects_by_step(n_batch // parts, n_time, spec.units,
                                           self.dtype.itemsize, self._projects_in_panels()))
-        function, params, axes, calls_numpy_blas = self._entry(n_time if spec.unroll else None,
-                                                        mask is not None, training_variant, stepwise)
+        entry = self._entry(n_time if spec.unroll else None, mask is not None, training_variant,
+                            stepwise)
         values = {"x": x, "h0": h0, "c0": c0, "mask": mask,
                   **self._buffers(n_batch, n_time, stepwise, aligned=units is not None),
                   "input_masks": input_masks, "recurrent_masks": recurrent_masks,
                   **dict(zip(spec.weight_names, self._weights))}
         # MKL runs sequential (set by the generated module); NumPy's BLAS must be told.
-        args = [values[p] for p in params]
-        with single_threaded_blas() if calls_numpy_blas else nullcontext():
+        args = [values[p] for p in entry.params]
+        with single_threaded_blas() if entry.calls_numpy_blas else nullcontext():
             if units is None or not batch_threads.run_units(units, args):
-                batch_threads.run(function, args, axes, n_batch, n_time, multiply_adds)
+                batch_threads.run(entry.function, args, entry.axes, n_batch, n_time, multiply_adds)
         return values["output"], values["h"], values["c"]
 
     def _call_dropout_masks(self, n_batch: int, training) -> tuple:
@@ -293,23 +294,15 @@ class LSTM:
         self.spec = spec
         self._entries.clear()  # looked up for the old spec
 
-    def _entry(self, unrolled_steps, masked: bool, training: bool, stepwise: bool) -> tuple:
-        """The generated `_into` function for this call's variant (or its native library), its
-        params, their batch axes, and whether it calls NumPy's BLAS; looked up once per layer."""
+    def _entry(self, unrolled_steps, masked: bool, training: bool, stepwise: bool) -> "_CpuEntry":
+        """The generated `_into` entry for this call's variant; looked up once per layer."""
         found = self._entries.get((unrolled_steps, masked, training, stepwise))
         if found is None:
             spec = self.spec if unrolled_steps is None else self.spec.replace(timesteps=unrolled_steps)
             # cpu is the only target with generated code.
             key = self._cpu_key(spec)
-            entry = next(e for e in cpu_entry_points(key) if e.masked == masked
-                         and e.training == training and e.stepwise == stepwise)
-            if native.supported(key, entry.name):
-                function = native.entry_function(key, entry.name, VARIANTS.directory,
-                                                 lambda: VARIANTS.get(key))
-            else:
-                function = getattr(VARIANTS.get(key), entry.name + "_into")
-            found = (function, entry.into_params, [batch_axis(p, key) for p in entry.into_params],
-                     calls_numpy_blas(key, entry.name))
+            found = _CpuEntry(key, next(e for e in cpu_entry_points(key) if e.masked == masked
+                                        and e.training == training and e.stepwise == stepwise))
             self._entries[(unrolled_steps, masked, training, stepwise)] = found
         return found
 
@@ -510,6 +503,25 @@ for _name in _SPEC_PROPERTIES:
 # small case's part (0.8 MB) and 64 x 100 x 512 -> 512 the same; one row (2 MB) 20% and two
 # (3.9 MB) 0-7% slower.
 STEPWISE_FROM = {"blas": (32, 32 * 2 ** 20), "panels": (4, 2 * 2 ** 20)}
+
+
+class _CpuEntry:
+    """One `_into` entry of a layer's variant: its params, their batch axes and whether it calls
+    NumPy's BLAS; its function (the native library, or the generated function) is built or
+    loaded at its first use: a call that splits its units runs another library instead."""
+
+    def __init__(self, key: VariantKey, entry):
+        self.params = entry.into_params
+        self.axes = [batch_axis(p, key) for p in entry.into_params]
+        self.calls_numpy_blas = calls_numpy_blas(key, entry.name)
+        self._key, self._name = key, entry.name
+
+    @cached_property
+    def function(self):
+        if native.supported(self._key, self._name):
+            return native.entry_function(self._key, self._name, VARIANTS.directory,
+                                         lambda: VARIANTS.get(self._key))
+        return getattr(VARIANTS.get(self._key), self._name + "_into")
 
 
 def _projects_by_step(rows: int, n_time: int, units: int, itemsize: int, in_panels: bool) -> bool:

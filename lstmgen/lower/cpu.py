@@ -159,9 +159,9 @@ def cpu_entry_points(key: VariantKey) -> tuple:
 # and blocked_kernel (native_scratch), the recurrent kernel and the kernel (starting from the
 # bias) in blocked_product's panels [ceil(4H / 64), H + 1, 64] and [ceil(4H / 64), C + 1, 64],
 # 64-byte aligned, laid out by the caller once per weights (lstmgen.native.to_panels).
-# forward_units (unit_split) is forward_into run by two threads at once, each on half the units
-# and told which (`part`, its last argument), sharing its scratch: h_steps [2, N, H] (the steps'
-# h), flags: int64 [16], zeros (each thread's step count, on a cache line of its own).
+# forward_units (unit_split) is forward_into run by two threads at once, each on its part of the
+# units and told which (`part`, its last argument), sharing its scratch: h_steps [2, N, H] (the
+# steps' h), flags: int64 [16], zeros (each thread's count of phases run, on a cache line of its own).
 NATIVE_SCRATCH = {"forward": ("packed_recurrent_kernel",),
                   "forward_masked": ("packed_recurrent_kernel", "index", "h_active"),
                   "forward_stepwise": ("packed_recurrent_kernel", "packed_kernel"),
@@ -188,11 +188,18 @@ def blocked_product(key: VariantKey) -> bool:
     return key.blocked_any_size or recurrent_kernel_bytes <= BLOCKED_PRODUCT_MAX_WEIGHT_BYTES
 
 
+# Two threads on one sequence (unit_split) wait for each other once or twice a step; from this
+# many units their halves of the step's work save more. Layer calls of one row, 1000 steps, one
+# thread / two (BENCHMARKS.md, session 15): H = 32 0.26-0.31 / 0.32-0.48 ms, 48 0.59-0.71 /
+# 0.59-0.67, 64 1.09-1.24 / 0.81-0.94, 100 2.41-3.03 / 2.08-2.11, 200 8.7-10.2 / 5.6-6.2.
+MIN_SPLIT_UNITS = 64
+
+
 def unit_split(key: VariantKey) -> bool:
     """Whether the variant has forward_units (NATIVE_SCRATCH), for two threads on one call whose
-    batch is not split (a batch of 1): both products in the blocked product, whose panels of 64
-    columns then split each gate's units in two (H % 128 == 0)."""
-    return blocked_projection(key) and key.units % (2 * PANEL_COLUMNS) == 0
+    batch is not split (a batch of 1): both products in the blocked product, and units enough
+    that a step's product outweighs the threads' waits for each other (MIN_SPLIT_UNITS)."""
+    return blocked_projection(key) and key.units >= MIN_SPLIT_UNITS
 
 
 def blocked_projection(key: VariantKey) -> bool:
