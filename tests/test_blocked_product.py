@@ -85,7 +85,7 @@ def check_product_of_every_row_count(units):
     np.testing.assert_array_equal(panels[:, :units], padded.reshape(units, count, 64).transpose(1, 0, 2))
     assert not panels[:, units].any()  # what the product starts from
     h = rng.normal(size=(11, units)).astype(np.float32)
-    for rows in range(12):  # whole blocks of 4 rows and the rows that remain
+    for rows in range(12):  # whole blocks of 4 rows and the 1-3 rows that remain (2 + 1)
         # zh [rows, 4H], then 64 floats that a last panel's padding must not reach
         guarded = np.full(rows * 4 * units + 64, np.nan, np.float32)
         zh = guarded[:rows * 4 * units].reshape(rows, 4 * units)
@@ -102,7 +102,8 @@ def test_product_of_every_row_count(units):
     check_product_of_every_row_count(units)
 
 
-# A CPU without AVX-512 (Haswell's features): the product in vectors of 8, a row at a time.
+# A CPU without AVX-512 (Haswell's features): the product in vectors of 8, a row at a time; with
+# a padded last panel (H = 50), its masked stores of 8 lanes.
 _HASWELL = "+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+lzcnt,+popcnt,+movbe,+sse4.2,+sse4.1,+ssse3,-avx512f"
 
 
@@ -111,7 +112,7 @@ def test_product_of_every_row_count_without_avx512(tmp_path):
                LSTMGEN_CACHE_DIR=str(tmp_path), PYTHONPATH=str(Path(__file__).parent))
     check = ("import numba.core.config as c; assert '+avx512f' not in c.CPU_FEATURES; "
              "from test_blocked_product import check_product_of_every_row_count as check; "
-             "check(16); check(64)")
+             "check(16); check(64); check(50)")
     subprocess.run([sys.executable, "-c", check], env=env, check=True)
 
 
