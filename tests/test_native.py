@@ -350,12 +350,14 @@ def test_status_says_why_they_are_off(monkeypatch):
 
 # forward_units: forward_into run by two threads at once, each on its part of the units
 # (unit_split): each on its own units' panels (H % 128 == 0), or on half the panels, waiting for
-# the other's before its gates (H = 64: whole panels; H = 100: the last one padded).
+# the other's before its gates (H = 64 and 80: whole panels, 80 an odd number of them, time_major;
+# H = 100: the last one padded).
 UNIT_SPECS = [dict(units=128, input_dim=32, return_sequences=True),
               dict(units=100, input_dim=64, return_sequences=True, go_backwards=True),
               dict(units=128, input_dim=128, return_sequences=False, go_backwards=True),
               dict(units=64, input_dim=24, return_sequences=False),
               dict(units=128, input_dim=16, time_major=True, use_bias=False, activation="relu"),
+              dict(units=80, input_dim=16, time_major=True, use_peepholes=True),
               dict(units=128, input_dim=8, use_recurrent_bias=True, use_peepholes=True, clip=1.5)]
 
 
