@@ -269,9 +269,9 @@ def run(function, args: list, axes: list, n_batch: int, n_time: int, multiply_ad
 
 def worth_splitting_units(multiply_adds: int) -> bool:
     """Whether a call whose batch is not split (parts(...) == 1) runs on two threads, each on
-    its part of the units (native.NativeForward.unit_arguments), where the variant can. Measured, one
-    thread / two (H = 128, one row): 0.8 M multiply-adds 72 / 78 us, 1.6 M 101 / 96, 4.1 M
-    188 / 147; the stream case (98 M) 3.45 / 2.0 ms."""
+    its part of the units (native.NativeForward.unit_arguments), where the variant can.
+    Measured, one thread / two (H = 128, one row): 0.8 M multiply-adds 72 / 78 us, 1.6 M 101 /
+    96, 4.1 M 188 / 147; the stream case (98 M) 3.45 / 2.0 ms."""
     # Its threads wait for each other at every step: never more of them than CPUs.
     return (min(get_num_threads(), len(_CPUS)) > 1
             and multiply_adds >= MIN_MULTIPLY_ADDS_PER_PART)

@@ -161,7 +161,8 @@ def cpu_entry_points(key: VariantKey) -> tuple:
 # 64-byte aligned, laid out by the caller once per weights (lstmgen.native.to_panels).
 # forward_units (unit_split) is forward_into run by two threads at once, each on its part of the
 # units and told which (`part`, its last argument), sharing its scratch: h_steps [2, N, H] (the
-# steps' h), flags: int64 [16], zeros (each thread's count of phases run, on a cache line of its own).
+# steps' h), flags: int64 [16], zeros (each thread's count of phases run, on a cache line of its
+# own).
 NATIVE_SCRATCH = {"forward": ("packed_recurrent_kernel",),
                   "forward_masked": ("packed_recurrent_kernel", "index", "h_active"),
                   "forward_stepwise": ("packed_recurrent_kernel", "packed_kernel"),
