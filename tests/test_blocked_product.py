@@ -85,7 +85,7 @@ def check_product_of_every_row_count(units):
     np.testing.assert_array_equal(panels[:, :units], padded.reshape(units, count, 64).transpose(1, 0, 2))
     assert not panels[:, units].any()  # what the product starts from
     h = rng.normal(size=(11, units)).astype(np.float32)
-    for rows in range(12):  # whole blocks of 4 rows and the 1-3 rows that remain (2 + 1)
+    for rows in range(12):  # whole blocks of 4 rows and a block of the 1-3 rows that remain
         # zh [rows, 4H], then 64 floats that a last panel's padding must not reach
         guarded = np.full(rows * 4 * units + 64, np.nan, np.float32)
         zh = guarded[:rows * 4 * units].reshape(rows, 4 * units)
