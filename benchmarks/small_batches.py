@@ -1,19 +1,18 @@
-"""Small and odd batches (1-11 rows) side by side with ONNX Runtime, where the blocked product's
-last 1-3 rows, the units split and the batch split decide the speed (`lstmgen bench`'s cases
-have 1, 32, 64 and 128 rows).
+"""Small and odd batches (1-11 rows) side by side with ONNX Runtime and PyTorch, where the
+blocked product's last 1-3 rows, the units split and the batch split decide the speed (`lstmgen
+bench`'s cases have 1, 32, 64 and 128 rows).
 
     LSTMGEN_BLAS=mkl .venv/bin/python benchmarks/small_batches.py [--shape N,T,C,H ...]
 
-One process, both on 2 threads; outputs checked against each other first, then the shapes in
-rounds (each call timed for at least --budget seconds a round). Prints each side's median over
-the rounds, in ms, with the rounds' range, and ONNX Runtime's median over lstmgen's.
+Each shape runs as `lstmgen bench` runs its cases (lstmgen.bench.bench_case: outputs checked
+against each other, implementations alternating in rounds); prints the medians in ms and the
+faster peer's median over lstmgen's.
 """
 
 import argparse
+import os
 
-import numpy as np
-
-from lstmgen import bench
+from lstmgen import bench, blas
 
 SHAPES = ["3,300,64,200", "3,300,64,128", "7,200,64,128", "11,100,128,256", "2,500,64,256"]
 
@@ -33,27 +32,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", nargs="+", type=shape, default=[shape(s) for s in SHAPES],
                         metavar="N,T,C,H")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--budget", type=float, default=0.25, help="seconds of calls per round")
     args = parser.parse_args()
     bench.import_peers()
-    cases = []
+    print(f"lstmgen's BLAS: {blas.choice()}")
+    print(f"{'N,T,C,H':>16} {'lstmgen ms':>11} {'ORT ms':>9} {'torch ms':>9} {'ratio':>6}")
     for n, t, c, h in args.shape:
         name = f"{n},{t},{c},{h}"
-        problem = bench.Problem(bench.Case(name, n, t, c, h), np.random.default_rng(n * t + h))
-        ours, our_result = bench.run_lstmgen(problem, 2)
-        theirs, their_result = bench.run_onnxruntime(problem, 2)
-        np.testing.assert_allclose(our_result()[0], their_result()[0], rtol=1e-3, atol=1e-4)
-        cases.append((name, {"lstmgen": ours, "onnxruntime": theirs}, {"lstmgen": [], "onnxruntime": []}))
-    for _ in range(args.rounds):
-        for _, calls, medians in cases:
-            for name, call in calls.items():
-                medians[name].append(1e3 * float(np.median(bench.time_call(call, 20, args.budget))))
-    print(f"{'N,T,C,H':>16}  {'lstmgen ms':>20}  {'ONNX Runtime ms':>20}  ratio")
-    for name, _, medians in cases:
-        ours, theirs = (f"{np.median(m):.2f} ({min(m):.2f}-{max(m):.2f})" for m in medians.values())
-        ratio = np.median(medians["onnxruntime"]) / np.median(medians["lstmgen"])
-        print(f"{name:>16}  {ours:>20}  {theirs:>20}  {ratio:.2f}")
+        row = bench.bench_case(bench.Case(name, n, t, c, h), args.threads, 5, args.rounds, args.budget)
+        cell = {k: f"{v['median_ms']:.2f}" for k, v in row["results"].items()}
+        print(f"{name:>16} {cell.get('lstmgen', '-'):>11} {cell.get('onnxruntime', '-'):>9} "
+              f"{cell.get('torch', '-'):>9} {row.get('ratio', float('nan')):>6.2f}")
+        for note in row["notes"]:
+            print(f"  note: {note}")
     return 0
 
 
