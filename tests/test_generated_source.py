@@ -256,11 +256,11 @@ def test_use_bias_false_has_no_bias_anywhere(rendered):
 def test_loop_variants_index_forwards_or_backwards(rendered):
     _, source, tree = rendered["go_backwards"]
     forward = ast.unparse(_functions(tree)["forward_into"])
-    assert "for s in range(n_time)" in forward and "_advance_forward(s, n_time - 1 - s," in forward
+    assert "for s in range(n_time):\n        t = n_time - 1 - s" in forward
     _, source, tree = rendered["default"]
     assert "n_time - 1 - s" not in source
     forward = ast.unparse(_functions(tree)["forward_into"])
-    assert "for s in range(n_time)" in forward and "_advance_forward(s, s," in forward
+    assert "for s in range(n_time):\n        t = s" in forward
 
 
 def _advance_steps(func, call_name, time_major):
@@ -271,7 +271,7 @@ def _advance_steps(func, call_name, time_major):
 def _time_loops(func):
     """Loops other than the per-row state copies: while loops, and for loops over anything but rows."""
     return [n for n in ast.walk(func) if isinstance(n, ast.While)
-            or isinstance(n, ast.For) and ast.unparse(n.iter) != "range(h.shape[0])"]
+            or isinstance(n, ast.For) and ast.unparse(n.iter) != "range(n_batch)"]
 
 
 def test_unroll_writes_straight_line_code(rendered):
@@ -298,15 +298,16 @@ def test_unroll_writes_straight_line_code(rendered):
 
 def test_layout_and_output_variants(rendered):
     tm = _functions(rendered["time_major_sequences"][2])
-    assert "_gates(zx[t * n_batch + n], zh[n], h[n], c[n], output[s, n], 0, UNITS)" in ast.unparse(tm["_advance_forward"])
+    assert "_gates(zx[t * n_batch + n], zh[n], h[n], c[n], output[s, n], 0, UNITS)" in ast.unparse(tm["forward_into"])
     assert "np.empty((n_time, n_batch, UNITS), DTYPE)" in ast.unparse(tm["forward"])
     bm = _functions(rendered["return_sequences"][2])
-    assert "_gates(zx[n * n_time + t], zh[n], h[n], c[n], output[n, s], 0, UNITS)" in ast.unparse(bm["_advance_forward"])
+    assert "_gates(zx[n * n_time + t], zh[n], h[n], c[n], output[n, s], 0, UNITS)" in ast.unparse(bm["forward_into"])
     assert "np.empty((n_batch, n_time, UNITS), DTYPE)" in ast.unparse(bm["forward"])
     last = _functions(rendered["default"][2])
     assert "np.empty((n_batch, UNITS), DTYPE)" in ast.unparse(last["forward"])
     assert "_zero_row(output[n])" in ast.unparse(last["forward_into"])
-    assert "_masked_step_output(output, n, s)" in ast.unparse(last["_advance_forward_masked"])
+    assert "_masked_step_output(output, n, s)" in ast.unparse(last["forward_masked_into"])
+    assert not [name for name in last if name.startswith("_advance")]  # steps written into loops
     zero = ast.unparse(_functions(rendered["zero_output_for_mask"][2])["_masked_step_output"])
     assert "_zero_row(output[n])" in zero
     held = ast.unparse(last["_masked_step_output"])
